@@ -1,0 +1,55 @@
+# The two commands that matter: `make run` and `make test`. Both set up what is missing first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEBS := clickhouse-server clickhouse-client
+PYTEST_ARGS ?=
+
+.PHONY: setup system-packages run test test-unit lint bench stack-up stack-down clean
+
+setup: system-packages $(STAMP)
+
+# Debian packages the stack and the tests need; installed only when missing ('apt-get update' once first).
+system-packages:
+	@missing=""; for p in $(DEBS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "✗ $(PYTHON) not found: install Python 3.11"; exit 2; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/ioc run
+
+test: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Pure unit tests only: no broker, no ClickHouse.
+test-unit: setup
+	$(BIN)/pytest -m "not kafka and not clickhouse" $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+bench: setup
+	$(BIN)/ioc bench all
+
+stack-up: setup
+	$(BIN)/ioc stack up
+
+stack-down:
+	-$(BIN)/ioc stack down
+
+clean: stack-down
+	rm -rf .ioc

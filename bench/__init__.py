@@ -1,0 +1,19 @@
+"""Benchmarks (`make bench`, `ioc bench NAME --json`). Each prints its figures and a same-run baseline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def run_benchmarks(name: str, *, events: int) -> dict[str, Any]:
+    from bench import archive, stack_startup
+
+    available = {
+        "stack": lambda: stack_startup.run(),
+        "archive": lambda: archive.run(events=events),
+    }
+    if name == "all":
+        return {key: fn() for key, fn in available.items()}
+    if name not in available:
+        raise SystemExit(f"unknown benchmark {name!r}; choose one of {', '.join(available)} or all")
+    return {name: available[name]()}

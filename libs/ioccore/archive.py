@@ -1,0 +1,166 @@
+"""The raw event archive and the dead letters: the generic consumer from ioc.events into ClickHouse.
+
+Every record of ioc.events is decoded against the contracts. Valid events go to `events_archive`
+(deduplicated by (source, id), so a redelivered batch changes nothing); everything else goes, with the
+original bytes and the reason, to the `dead_letters` table and the dead-letter topic. Offsets are
+committed only after both writes succeeded: at-least-once delivery, exactly-once rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from ioccore.clickhouse import ClickHouse
+from ioccore.contracts import CloudEvent, Contracts, Rejection
+from ioccore.logging import get_logger
+from ioccore.topics import DEADLETTER, EVENTS
+
+log = get_logger("ioccore.archive")
+
+ARCHIVE_TABLE = "events_archive"
+DEADLETTER_TABLE = "dead_letters"
+
+
+@dataclass
+class RecordRef:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass
+class Batch:
+    """Columns for one write, built from a set of Kafka records."""
+
+    archive: dict[str, list[Any]] = field(
+        default_factory=lambda: {
+            c: []
+            for c in (
+                "source", "id", "type", "subject", "time", "time_ms", "received_at", "topic", "partition", "offset", "data",
+            )
+        }
+    )
+    dead: dict[str, list[Any]] = field(
+        default_factory=lambda: {
+            c: []
+            for c in ("received_at", "topic", "partition", "offset", "position", "key", "raw", "reason", "source", "type")
+        }
+    )
+    dead_records: list[tuple[bytes | None, bytes, str]] = field(default_factory=list)
+    events: list[CloudEvent] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return len(self.archive["id"])
+
+    @property
+    def rejected(self) -> int:
+        return len(self.dead["reason"])
+
+
+def build_batch(contracts: Contracts, records: Iterable[RecordRef], now: dt.datetime | None = None) -> Batch:
+    now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+    batch = Batch()
+    a, d = batch.archive, batch.dead
+    for rec in records:
+        for item in contracts.decode(rec.value):
+            if isinstance(item, CloudEvent):
+                t = item.time.astimezone(dt.UTC)
+                a["source"].append(item.source)
+                a["id"].append(item.id)
+                a["type"].append(item.type)
+                a["subject"].append(item.subject)
+                a["time"].append(t.replace(microsecond=0))
+                a["time_ms"].append(t.microsecond // 1000)
+                a["received_at"].append(now)
+                a["topic"].append(rec.topic)
+                a["partition"].append(rec.partition)
+                a["offset"].append(rec.offset)
+                a["data"].append(msgspec.json.encode(item.data).decode())
+                batch.events.append(item)
+            else:
+                add_dead_letter(batch, rec, item, now)
+    return batch
+
+
+def add_dead_letter(batch: Batch, rec: RecordRef, rej: Rejection, now: dt.datetime) -> None:
+    d = batch.dead
+    d["received_at"].append(now)
+    d["topic"].append(rec.topic)
+    d["partition"].append(rec.partition)
+    d["offset"].append(rec.offset)
+    d["position"].append(rej.position)
+    d["key"].append((rec.key or b"").decode("utf-8", "replace"))
+    d["raw"].append(rej.raw)
+    d["reason"].append(rej.reason)
+    d["source"].append(rej.source)
+    d["type"].append(rej.type)
+    batch.dead_records.append((rec.key, rej.raw, rej.reason))
+
+
+def write_batch(ch: ClickHouse, batch: Batch) -> None:
+    if batch.accepted:
+        ch.insert(ARCHIVE_TABLE, batch.archive)
+    if batch.rejected:
+        ch.insert(DEADLETTER_TABLE, batch.dead)
+
+
+async def publish_dead_letters(producer: Any, batch: Batch) -> None:
+    futures = [
+        await producer.send(DEADLETTER, value=raw, key=key, headers=[("reason", reason.encode()[:4000])])
+        for key, raw, reason in batch.dead_records
+    ]
+    if futures:
+        await asyncio.gather(*futures)
+
+
+def records_from(messages: dict[Any, Sequence[Any]]) -> list[RecordRef]:
+    """aiokafka getmany() output -> records in partition order."""
+    out: list[RecordRef] = []
+    for tp, msgs in messages.items():
+        for m in msgs:
+            out.append(RecordRef(tp.topic, tp.partition, m.offset, m.key, m.value or b""))
+    return out
+
+
+async def run_archiver(
+    ch: ClickHouse,
+    contracts: Contracts,
+    *,
+    group_id: str = "ioc-archiver",
+    stop: asyncio.Event | None = None,
+    max_records: int = 20_000,
+    bootstrap_servers: str | None = None,
+) -> dict[str, int]:
+    """Consume ioc.events into the archive until `stop` is set. Returns counters."""
+    from ioccore.kafka import consumer, producer
+
+    stop = stop or asyncio.Event()
+    counters = {"records": 0, "archived": 0, "dead_lettered": 0, "batches": 0}
+    async with producer(bootstrap_servers) as prod, consumer(
+        EVENTS, group_id=group_id, bootstrap_servers=bootstrap_servers
+    ) as cons:
+        log.info("archiver.started", group_id=group_id)
+        while not stop.is_set():
+            messages = await cons.getmany(timeout_ms=500, max_records=max_records)
+            records = records_from(messages)
+            if not records:
+                continue
+            batch = build_batch(contracts, records)
+            await asyncio.to_thread(write_batch, ch, batch)  # retries inside; raises only when it gave up
+            await publish_dead_letters(prod, batch)
+            await cons.commit()
+            counters["records"] += len(records)
+            counters["archived"] += batch.accepted
+            counters["dead_lettered"] += batch.rejected
+            counters["batches"] += 1
+            log.info("archiver.batch", records=len(records), archived=batch.accepted, dead_lettered=batch.rejected)
+    return counters

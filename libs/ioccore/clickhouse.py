@@ -1,0 +1,252 @@
+"""One ClickHouse helper for two engines.
+
+- `clickhouse://user:pass@host:port/db`: a ClickHouse server over the native protocol (clickhouse-driver).
+  Locally that is Debian's 18.16; in production a current server.
+- `chdb:///path/to/dir` (or `chdb://` for a temporary one): current ClickHouse in-process (chdb-core),
+  used by the tests to prove every migration and query on a modern engine as well.
+
+Queries take `%(name)s` parameters (bound by ioccore.sql); inserts are columnar batches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+from urllib.parse import unquote, urlparse
+
+from ioccore.errors import OperationalError
+from ioccore.logging import get_logger
+from ioccore.sql import identifier, literal, render
+
+log = get_logger("ioccore.clickhouse")
+T = TypeVar("T")
+
+Rows = list[tuple]
+
+
+class ClickHouse(Protocol):
+    url: str
+    database: str
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> Rows: ...
+    def insert(self, table: str, columns: Mapping[str, Sequence[Any]]) -> int: ...
+    def version(self) -> str: ...
+    def ensure_database(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def with_retries(
+    fn: Callable[[], T],
+    *,
+    what: str,
+    retryable: tuple[type[BaseException], ...],
+    attempts: int = 5,
+    base_delay_s: float = 0.2,
+    max_delay_s: float = 5.0,
+) -> T:
+    """Call fn, retrying transient failures with exponential backoff and jitter."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except retryable as exc:
+            if attempt == attempts:
+                raise
+            delay = min(max_delay_s, base_delay_s * 2 ** (attempt - 1)) * (0.5 + random.random())
+            log.warning("clickhouse.retry", what=what, attempt=attempt, delay_s=round(delay, 2), error=str(exc))
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+class NativeClickHouse:
+    """ClickHouse server over the native protocol."""
+
+    def __init__(self, url: str, *, connect_timeout_s: float = 5.0, send_receive_timeout_s: float = 300.0):
+        from clickhouse_driver import Client, errors
+
+        parsed = urlparse(url)
+        self.url = url
+        self.database = (parsed.path or "/default").lstrip("/") or "default"
+        self.host = parsed.hostname or "127.0.0.1"
+        self.port = parsed.port or 9000
+        self._client_kwargs = dict(
+            host=self.host,
+            port=self.port,
+            user=unquote(parsed.username or "default"),
+            password=unquote(parsed.password or ""),
+            connect_timeout=connect_timeout_s,
+            send_receive_timeout=send_receive_timeout_s,
+            settings={"strings_encoding": "utf-8"},
+        )
+        self._client = Client(database=self.database, **self._client_kwargs)
+        self._lock = threading.Lock()
+        self._retryable = (errors.NetworkError, errors.SocketTimeoutError, EOFError, ConnectionError, OSError)
+
+    def _run(self, what: str, fn: Callable[[], T]) -> T:
+        def attempt() -> T:
+            with self._lock:
+                return fn()
+
+        try:
+            return with_retries(attempt, what=what, retryable=self._retryable)
+        except self._retryable as exc:
+            raise OperationalError(
+                "clickhouse",
+                f"cannot reach the server at {self.host}:{self.port} ({exc})",
+                "start it with `ioc stack up`, or point IOC_CLICKHOUSE_URL at a running server",
+            ) from exc
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> Rows:
+        query = render(sql, params)
+        return self._run("execute", lambda: self._client.execute(query))
+
+    def insert(self, table: str, columns: Mapping[str, Sequence[Any]]) -> int:
+        names = [identifier(c) for c in columns]
+        data = [list(v) for v in columns.values()]
+        if not data or not data[0]:
+            return 0
+        sql = f"INSERT INTO {identifier(table)} ({', '.join(names)}) VALUES"
+        self._run("insert", lambda: self._client.execute(sql, data, columnar=True, types_check=False))
+        return len(data[0])
+
+    def version(self) -> str:
+        return str(self.execute("SELECT version()")[0][0])
+
+    def ensure_database(self) -> None:
+        from clickhouse_driver import Client
+
+        def create() -> None:
+            client = Client(database="default", **self._client_kwargs)
+            try:
+                client.execute(f"CREATE DATABASE IF NOT EXISTS {identifier(self.database)}")
+            finally:
+                client.disconnect()
+
+        self._run("create database", create)
+
+    def close(self) -> None:
+        self._client.disconnect()
+
+
+_CHDB_TYPE = re.compile(r"^(Nullable|LowCardinality)\((.*)\)$")
+
+
+def _chdb_value(type_name: str, value: Any) -> Any:
+    m = _CHDB_TYPE.match(type_name)
+    if m:
+        return None if value is None else _chdb_value(m.group(2), value)
+    if value is None:
+        return None
+    if type_name.startswith(("UInt", "Int")) and isinstance(value, str):
+        return int(value)
+    if type_name.startswith("DateTime") and isinstance(value, str):
+        # chdb sessions run in UTC (set below): naive UTC datetimes, as clickhouse-driver returns.
+        return dt.datetime.fromisoformat(value.split(".")[0]) if "(" not in type_name else value
+    if type_name == "Date" and isinstance(value, str):
+        return dt.date.fromisoformat(value)
+    if type_name.startswith("Array(") and isinstance(value, list):
+        inner = type_name[6:-1]
+        return [_chdb_value(inner, v) for v in value]
+    return value
+
+
+class ChdbClickHouse:
+    """Current ClickHouse in-process (chdb-core). One session per directory."""
+
+    def __init__(self, url: str):
+        from chdb import session
+
+        parsed = urlparse(url)
+        path = unquote(parsed.path) if parsed.path not in ("", "/") else tempfile.mkdtemp(prefix="ioc-chdb-")
+        self.url = url
+        self.path = path
+        self.database = "ioc"
+        self._session = session.Session(path)
+        self._lock = threading.Lock()
+        # Session settings persist: UTC like the local server, 64-bit integers as JSON numbers.
+        self._session.query("SET session_timezone = 'UTC'")
+        self._session.query("SET output_format_json_quote_64bit_integers = 0")
+        self.ensure_database()
+
+    def _query(self, sql: str, fmt: str = "JSONCompact") -> Any:
+        with self._lock:
+            return self._session.query(sql, fmt)
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> Rows:
+        res = self._query(render(sql, params))
+        text = res.bytes().decode("utf-8") if hasattr(res, "bytes") else str(res)
+        if not text.strip():
+            return []
+        payload = json.loads(text)
+        types = [m["type"] for m in payload.get("meta", [])]
+        return [tuple(_chdb_value(t, v) for t, v in zip(types, row, strict=True)) for row in payload["data"]]
+
+    def insert(self, table: str, columns: Mapping[str, Sequence[Any]]) -> int:
+        names = [identifier(c) for c in columns]
+        rows = list(zip(*columns.values(), strict=True))
+        if not rows:
+            return 0
+        step = 5000
+        for start in range(0, len(rows), step):
+            values = ",".join("(" + ",".join(literal(v) for v in row) + ")" for row in rows[start : start + step])
+            self._query(f"INSERT INTO {identifier(table)} ({', '.join(names)}) VALUES {values}", "CSV")
+        return len(rows)
+
+    def version(self) -> str:
+        return str(self.execute("SELECT version()")[0][0])
+
+    def ensure_database(self) -> None:
+        self._query(f"CREATE DATABASE IF NOT EXISTS {identifier(self.database)}", "CSV")
+        self._query(f"USE {identifier(self.database)}", "CSV")
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def connect(url: str | None = None) -> ClickHouse:
+    """A ClickHouse client for the configured (or given) URL."""
+    if url is None:
+        from ioccore.settings import get_settings
+
+        url = get_settings().effective_clickhouse_url
+    scheme = urlparse(url).scheme
+    if scheme == "clickhouse":
+        return NativeClickHouse(url)
+    if scheme == "chdb":
+        return ChdbClickHouse(url)
+    raise OperationalError("clickhouse", f"unsupported URL scheme in {url!r}", "use clickhouse://host:9000/db")
+
+
+def probe(url: str, timeout_s: float = 2.0) -> str:
+    """One quick attempt: the server's version, or OperationalError saying what is wrong."""
+    scheme = urlparse(url).scheme
+    if scheme == "chdb":
+        return connect(url).version()
+    from clickhouse_driver import Client, errors
+
+    parsed = urlparse(url)
+    client = Client(
+        host=parsed.hostname or "127.0.0.1",
+        port=parsed.port or 9000,
+        user=unquote(parsed.username or "default"),
+        password=unquote(parsed.password or ""),
+        database="default",
+        connect_timeout=timeout_s,
+        send_receive_timeout=timeout_s * 2,
+    )
+    try:
+        return str(client.execute("SELECT version()")[0][0])
+    except (errors.Error, OSError, EOFError) as exc:
+        raise OperationalError(
+            "clickhouse",
+            f"no ClickHouse answers at {parsed.hostname}:{parsed.port or 9000} ({type(exc).__name__}: {exc})",
+            "start it with `ioc stack up`, or point IOC_CLICKHOUSE_URL at a running server",
+        ) from exc
+    finally:
+        client.disconnect()

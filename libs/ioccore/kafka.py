@@ -1,0 +1,177 @@
+"""Kafka plumbing: topic provisioning (kafka-python admin), the aiokafka producer and consumer.
+
+Client settings that matter against the local Tansu broker (group join speed) live here, once;
+ioccore.streams derives the Faust settings from the same values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from ioccore.errors import OperationalError
+from ioccore.logging import get_logger
+from ioccore.settings import get_settings
+from ioccore.topics import Topic, load_topics
+
+log = get_logger("ioccore.kafka")
+
+# Consumer-group timing. See ioccore.streams and the README ("Why group join is fast").
+GROUP_TIMING: dict[str, int] = {
+    "session_timeout_ms": 10_000,
+    "heartbeat_interval_ms": 1_000,
+    "rebalance_timeout_ms": 10_000,
+    "max_poll_interval_ms": 300_000,
+    "metadata_max_age_ms": 30_000,
+    "retry_backoff_ms": 100,
+}
+
+
+def bootstrap() -> str:
+    return get_settings().effective_kafka_bootstrap
+
+
+def _split(bootstrap_servers: str) -> tuple[str, int]:
+    host, _, port = bootstrap_servers.split(",")[0].rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def reachable(bootstrap_servers: str, timeout_s: float = 2.0) -> bool:
+    host, port = _split(bootstrap_servers)
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def _admin(bootstrap_servers: str, timeout_s: float):
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        return KafkaAdminClient(
+            bootstrap_servers=bootstrap_servers,
+            client_id="ioc-admin",
+            request_timeout_ms=int(timeout_s * 1000),
+        )
+    except (KafkaError, OSError, ValueError) as exc:
+        raise OperationalError(
+            "kafka",
+            f"no broker answers at {bootstrap_servers} ({exc})",
+            "start it with `ioc stack up`, or point IOC_KAFKA_BOOTSTRAP at a running broker",
+        ) from exc
+
+
+def existing_topics(bootstrap_servers: str, timeout_s: float = 10.0) -> dict[str, int]:
+    """Topic name -> partition count, as the broker sees it."""
+    admin = _admin(bootstrap_servers, timeout_s)
+    try:
+        described = admin.describe_topics()
+        # kafka-python 3 names the topic "name", older releases "topic".
+        return {
+            t.get("name") or t["topic"]: len(t.get("partitions") or [])
+            for t in described
+            if not t.get("error_code")
+        }
+    except (OSError, ValueError) as exc:
+        raise OperationalError("kafka", f"the broker at {bootstrap_servers} did not list its topics ({exc})") from exc
+    finally:
+        admin.close()
+
+
+def ensure_topics(
+    bootstrap_servers: str | None = None, topics: Iterable[Topic] | None = None, timeout_s: float = 10.0
+) -> list[str]:
+    """Create the topics of topics.yaml that the broker lacks. Returns the names created."""
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    bootstrap_servers = bootstrap_servers or bootstrap()
+    wanted = list(topics if topics is not None else load_topics().values())
+    have = existing_topics(bootstrap_servers, timeout_s)
+    missing = [t for t in wanted if t.name not in have]
+    for t in wanted:
+        if t.name in have and have[t.name] < t.partitions:
+            log.warning("kafka.topic_has_fewer_partitions", topic=t.name, have=have[t.name], want=t.partitions)
+    if not missing:
+        return []
+    admin = _admin(bootstrap_servers, timeout_s)
+    try:
+        new = [
+            NewTopic(name=t.name, num_partitions=t.partitions, replication_factor=1, topic_configs=t.kafka_configs())
+            for t in missing
+        ]
+        try:
+            admin.create_topics(new, timeout_ms=int(timeout_s * 1000))
+        except TopicAlreadyExistsError:
+            pass
+    finally:
+        admin.close()
+    log.info("kafka.topics_created", topics=[t.name for t in missing])
+    return [t.name for t in missing]
+
+
+@contextlib.asynccontextmanager
+async def producer(bootstrap_servers: str | None = None, **overrides: Any) -> AsyncIterator[Any]:
+    """An aiokafka producer that confirms a send only once the broker has the record (acks=all)."""
+    from aiokafka import AIOKafkaProducer
+
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers or bootstrap(),
+        "acks": "all",
+        "linger_ms": 5,
+        "max_request_size": 8 * 1024 * 1024,
+        "request_timeout_ms": 30_000,
+        "retry_backoff_ms": 100,
+        "client_id": "ioc",
+    }
+    kwargs.update(overrides)
+    prod = AIOKafkaProducer(**kwargs)
+    try:
+        await prod.start()
+    except Exception as exc:
+        await prod.stop()
+        raise OperationalError(
+            "kafka", f"cannot connect a producer to {kwargs['bootstrap_servers']} ({exc})", "is the broker up?"
+        ) from exc
+    try:
+        yield prod
+    finally:
+        await prod.stop()
+
+
+@contextlib.asynccontextmanager
+async def consumer(
+    *topics: str, group_id: str, bootstrap_servers: str | None = None, **overrides: Any
+) -> AsyncIterator[Any]:
+    """An aiokafka group consumer. Offsets are committed by the caller, after its write succeeded."""
+    from aiokafka import AIOKafkaConsumer
+
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers or bootstrap(),
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_partition_fetch_bytes": 8 * 1024 * 1024,
+        "fetch_max_bytes": 32 * 1024 * 1024,
+        "client_id": group_id,
+        **GROUP_TIMING,
+    }
+    kwargs.update(overrides)
+    cons = AIOKafkaConsumer(*topics, **kwargs)
+    try:
+        await cons.start()
+    except Exception as exc:
+        await cons.stop()
+        raise OperationalError(
+            "kafka", f"cannot connect a consumer to {kwargs['bootstrap_servers']} ({exc})", "is the broker up?"
+        ) from exc
+    try:
+        yield cons
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(cons.stop(), timeout=10)

@@ -1,0 +1,57 @@
+"""structlog configuration: JSON lines (or console in a terminal), event ids bound with bind_event()."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+from ioccore.settings import get_settings
+
+_configured = False
+
+
+def configure_logging(level: str | None = None, json: bool | None = None) -> None:
+    global _configured
+    settings = get_settings()
+    level_name = (level or settings.log_level).upper()
+    as_json = settings.log_json if json is None else json
+    renderer = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level_name, logging.INFO)),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(level=getattr(logging, level_name, logging.INFO), stream=sys.stderr, format="%(message)s")
+    # Clients that log their own tracebacks for failures we report ourselves, with a hint.
+    for noisy in ("clickhouse_driver", "kafka", "aiokafka"):
+        logging.getLogger(noisy).setLevel(max(logging.ERROR, getattr(logging, level_name, logging.INFO)))
+    _configured = True
+
+
+def get_logger(name: str | None = None, **initial: object) -> structlog.stdlib.BoundLogger:
+    if not _configured:
+        configure_logging()
+    return structlog.get_logger(name, **initial)
+
+
+def bind_event(event_id: str, event_type: str | None = None) -> None:
+    """Bind the event being handled to every log line of the current task."""
+    structlog.contextvars.bind_contextvars(event_id=event_id, event_type=event_type)
+
+
+def unbind_event() -> None:
+    structlog.contextvars.unbind_contextvars("event_id", "event_type")

@@ -1,0 +1,1 @@
+"""The IOC's services. Each talks to the others only through Kafka topics and ClickHouse tables."""

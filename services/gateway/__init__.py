@@ -1,0 +1,1 @@
+"""Gateway (FastAPI): ingest, query, operator actions, live stream, wall and console. Issue 7."""
