@@ -44,14 +44,35 @@ class Batch:
         default_factory=lambda: {
             c: []
             for c in (
-                "source", "id", "type", "subject", "time", "time_ms", "received_at", "topic", "partition", "offset", "data",
+                "source",
+                "id",
+                "type",
+                "subject",
+                "time",
+                "time_ms",
+                "received_at",
+                "topic",
+                "partition",
+                "offset",
+                "data",
             )
         }
     )
     dead: dict[str, list[Any]] = field(
         default_factory=lambda: {
             c: []
-            for c in ("received_at", "topic", "partition", "offset", "position", "key", "raw", "reason", "source", "type")
+            for c in (
+                "received_at",
+                "topic",
+                "partition",
+                "offset",
+                "position",
+                "key",
+                "raw",
+                "reason",
+                "source",
+                "type",
+            )
         }
     )
     dead_records: list[tuple[bytes | None, bytes, str]] = field(default_factory=list)
@@ -69,7 +90,7 @@ class Batch:
 def build_batch(contracts: Contracts, records: Iterable[RecordRef], now: dt.datetime | None = None) -> Batch:
     now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     batch = Batch()
-    a, d = batch.archive, batch.dead
+    a = batch.archive
     for rec in records:
         for item in contracts.decode(rec.value):
             if isinstance(item, CloudEvent):
@@ -145,9 +166,10 @@ async def run_archiver(
 
     stop = stop or asyncio.Event()
     counters = {"records": 0, "archived": 0, "dead_lettered": 0, "batches": 0}
-    async with producer(bootstrap_servers) as prod, consumer(
-        EVENTS, group_id=group_id, bootstrap_servers=bootstrap_servers
-    ) as cons:
+    async with (
+        producer(bootstrap_servers) as prod,
+        consumer(EVENTS, group_id=group_id, bootstrap_servers=bootstrap_servers) as cons,
+    ):
         log.info("archiver.started", group_id=group_id)
         while not stop.is_set():
             messages = await cons.getmany(timeout_ms=500, max_records=max_records)
@@ -162,5 +184,7 @@ async def run_archiver(
             counters["archived"] += batch.accepted
             counters["dead_lettered"] += batch.rejected
             counters["batches"] += 1
-            log.info("archiver.batch", records=len(records), archived=batch.accepted, dead_lettered=batch.rejected)
+            log.info(
+                "archiver.batch", records=len(records), archived=batch.accepted, dead_lettered=batch.rejected
+            )
     return counters

@@ -18,7 +18,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-stack_app = typer.Typer(help="The local stack: Kafka-protocol broker (Tansu) and ClickHouse.", no_args_is_help=True)
+stack_app = typer.Typer(
+    help="The local stack: Kafka-protocol broker (Tansu) and ClickHouse.", no_args_is_help=True
+)
 app.add_typer(stack_app, name="stack")
 err = Console(stderr=True)
 out = Console()
@@ -50,7 +52,9 @@ def stack_up() -> None:
     except (OperationalError, ContractError) as exc:
         _fail(exc)
     out.print(f"✓ Kafka      {st['kafka']['bootstrap']} ({st['kafka']['managed']})")
-    out.print(f"✓ ClickHouse {st['clickhouse']['url']} ({st['clickhouse']['managed']}, {st['clickhouse']['version']})")
+    out.print(
+        f"✓ ClickHouse {st['clickhouse']['url']} ({st['clickhouse']['managed']}, {st['clickhouse']['version']})"
+    )
     out.print(f"Sẵn sàng sau {time.monotonic() - t0:.1f} s / ready in {time.monotonic() - t0:.1f} s")
 
 
@@ -66,7 +70,9 @@ def stack_down() -> None:
 
 
 @stack_app.command("status")
-def stack_status(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+def stack_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
     """Whether the broker and ClickHouse answer."""
     from ioccore import stack
     from ioccore.logging import configure_logging
@@ -103,7 +109,11 @@ def migrate() -> None:
         _fail(exc)
     out.print(
         f"✓ {ch.database}: "
-        + (", ".join(f"{m.version:04d}_{m.name}" for m in applied) if applied else "nothing to apply, up to date")
+        + (
+            ", ".join(f"{m.version:04d}_{m.name}" for m in applied)
+            if applied
+            else "nothing to apply, up to date"
+        )
     )
 
 
@@ -148,7 +158,9 @@ def archive(group_id: str = "ioc-archiver") -> None:
 
 @app.command()
 def send(
-    files: Annotated[list[Path], typer.Argument(help="JSON files (one event or an array) or JSON-lines files.")],
+    files: Annotated[
+        list[Path], typer.Argument(help="JSON files (one event or an array) or JSON-lines files.")
+    ],
 ) -> None:
     """Send events from files to ioc.events, keyed by subject (each event is checked first)."""
     from ioccore.contracts import load_contracts
@@ -245,7 +257,9 @@ def main() -> None:
         log_path = get_settings().home / "logs" / "ioc-errors.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "a", encoding="utf-8") as f:
-            f.write(f"--- {dt.datetime.now(dt.UTC).isoformat()} {' '.join(sys.argv)}\n{traceback.format_exc()}\n")
+            f.write(
+                f"--- {dt.datetime.now(dt.UTC).isoformat()} {' '.join(sys.argv)}\n{traceback.format_exc()}\n"
+            )
         err.print(f"[bold red]✗ lỗi nội bộ / internal error[/]: {type(exc).__name__}: {exc}", highlight=False)
         err.print(f"  → the traceback is in {log_path}; please report it with that file", highlight=False)
         raise SystemExit(3) from None

@@ -158,7 +158,11 @@ class Contracts:
         source = obj.get("source", "") if isinstance(obj, dict) else ""
         etype = obj.get("type", "") if isinstance(obj, dict) else ""
         return Rejection(
-            position, reason, item_raw, source if isinstance(source, str) else "", etype if isinstance(etype, str) else ""
+            position,
+            reason,
+            item_raw,
+            source if isinstance(source, str) else "",
+            etype if isinstance(etype, str) else "",
         )
 
     def examples(self) -> Iterator[tuple[Path, Any]]:

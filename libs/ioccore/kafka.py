@@ -52,6 +52,13 @@ def _admin(bootstrap_servers: str, timeout_s: float):
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
+    # kafka-python retries a refused bootstrap for 30 s; a refused TCP connect is answer enough.
+    if not reachable(bootstrap_servers, min(timeout_s, 3.0)):
+        raise OperationalError(
+            "kafka",
+            f"no broker answers at {bootstrap_servers} (connection refused or timed out)",
+            "start it with `ioc stack up`, or point IOC_KAFKA_BOOTSTRAP at a running broker",
+        )
     try:
         return KafkaAdminClient(
             bootstrap_servers=bootstrap_servers,
@@ -78,7 +85,9 @@ def existing_topics(bootstrap_servers: str, timeout_s: float = 10.0) -> dict[str
             if not t.get("error_code")
         }
     except (OSError, ValueError) as exc:
-        raise OperationalError("kafka", f"the broker at {bootstrap_servers} did not list its topics ({exc})") from exc
+        raise OperationalError(
+            "kafka", f"the broker at {bootstrap_servers} did not list its topics ({exc})"
+        ) from exc
     finally:
         admin.close()
 
@@ -96,13 +105,20 @@ def ensure_topics(
     missing = [t for t in wanted if t.name not in have]
     for t in wanted:
         if t.name in have and have[t.name] < t.partitions:
-            log.warning("kafka.topic_has_fewer_partitions", topic=t.name, have=have[t.name], want=t.partitions)
+            log.warning(
+                "kafka.topic_has_fewer_partitions", topic=t.name, have=have[t.name], want=t.partitions
+            )
     if not missing:
         return []
     admin = _admin(bootstrap_servers, timeout_s)
     try:
         new = [
-            NewTopic(name=t.name, num_partitions=t.partitions, replication_factor=1, topic_configs=t.kafka_configs())
+            NewTopic(
+                name=t.name,
+                num_partitions=t.partitions,
+                replication_factor=1,
+                topic_configs=t.kafka_configs(),
+            )
             for t in missing
         ]
         try:
@@ -136,7 +152,9 @@ async def producer(bootstrap_servers: str | None = None, **overrides: Any) -> As
     except Exception as exc:
         await prod.stop()
         raise OperationalError(
-            "kafka", f"cannot connect a producer to {kwargs['bootstrap_servers']} ({exc})", "is the broker up?"
+            "kafka",
+            f"cannot connect a producer to {kwargs['bootstrap_servers']} ({exc})",
+            "is the broker up?",
         ) from exc
     try:
         yield prod
@@ -168,10 +186,28 @@ async def consumer(
     except Exception as exc:
         await cons.stop()
         raise OperationalError(
-            "kafka", f"cannot connect a consumer to {kwargs['bootstrap_servers']} ({exc})", "is the broker up?"
+            "kafka",
+            f"cannot connect a consumer to {kwargs['bootstrap_servers']} ({exc})",
+            "is the broker up?",
         ) from exc
     try:
         yield cons
     finally:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(cons.stop(), timeout=10)
+
+
+def delete_topics(
+    names: Iterable[str], bootstrap_servers: str | None = None, timeout_s: float = 10.0
+) -> None:
+    """Delete topics (tests clean the broker with this; never used on a production path)."""
+    bootstrap_servers = bootstrap_servers or bootstrap()
+    present = set(existing_topics(bootstrap_servers, timeout_s))
+    names = [n for n in names if n in present]
+    if not names:
+        return
+    admin = _admin(bootstrap_servers, timeout_s)
+    try:
+        admin.delete_topics(names, timeout_ms=int(timeout_s * 1000))
+    finally:
+        admin.close()

@@ -35,10 +35,13 @@ def configure_logging(level: str | None = None, json: bool | None = None) -> Non
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=getattr(logging, level_name, logging.INFO), stream=sys.stderr, format="%(message)s")
+    logging.basicConfig(
+        level=getattr(logging, level_name, logging.INFO), stream=sys.stderr, format="%(message)s"
+    )
     # Clients that log their own tracebacks for failures we report ourselves, with a hint.
-    for noisy in ("clickhouse_driver", "kafka", "aiokafka"):
-        logging.getLogger(noisy).setLevel(max(logging.ERROR, getattr(logging, level_name, logging.INFO)))
+    for noisy in ("clickhouse_driver", "kafka"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, getattr(logging, level_name, logging.INFO)))
     _configured = True
 
 

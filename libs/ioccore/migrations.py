@@ -66,12 +66,14 @@ def load_migrations(directory: Path) -> list[Migration]:
         found.append(Migration(int(m.group(1)), m.group(2), path, path.read_text(encoding="utf-8")))
     versions = [m.version for m in found]
     if versions != list(range(1, len(found) + 1)):
-        raise ContractError(f"{directory}: migrations must be numbered 0001, 0002, ... without gaps: {versions}")
+        raise ContractError(
+            f"{directory}: migrations must be numbered 0001, 0002, ... without gaps: {versions}"
+        )
     for mig in found:
         for stmt in mig.statements():
-            if re.match(r"(?is)^CREATE\s+(TABLE|DATABASE|VIEW|MATERIALIZED\s+VIEW)\b", stmt) and not re.search(
-                r"(?is)\bIF\s+NOT\s+EXISTS\b", stmt
-            ):
+            if re.match(
+                r"(?is)^CREATE\s+(TABLE|DATABASE|VIEW|MATERIALIZED\s+VIEW)\b", stmt
+            ) and not re.search(r"(?is)\bIF\s+NOT\s+EXISTS\b", stmt):
                 raise ContractError(f"{mig.path}: every CREATE must say IF NOT EXISTS (re-runnable)")
     return found
 

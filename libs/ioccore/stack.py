@@ -244,7 +244,9 @@ class TansuPart(Part):
                 )
             path = Path(list(spec.submodule_search_locations)[0]) / "bin" / "tansu"
         if not path.is_file():
-            raise OperationalError("kafka", f"the Tansu binary is not at {path}", "run `make setup` or set IOC_TANSU_BIN")
+            raise OperationalError(
+                "kafka", f"the Tansu binary is not at {path}", "run `make setup` or set IOC_TANSU_BIN"
+            )
         if not os.access(path, os.X_OK):
             path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
         return path

@@ -70,7 +70,9 @@ async def _supervise(svc: Service, stop: asyncio.Event, console: Console) -> Non
 def _banner(console: Console, t0: float) -> None:
     s = get_settings()
     st = stack.status(s)
-    console.print(f"\n[bold green]IOC đang chạy / IOC is running[/] (sẵn sàng sau {time.monotonic() - t0:.1f} s)")
+    console.print(
+        f"\n[bold green]IOC đang chạy / IOC is running[/] (sẵn sàng sau {time.monotonic() - t0:.1f} s)"
+    )
     console.print(f"  Kafka (Tansu)     {st['kafka']['bootstrap']}")
     console.print(f"  ClickHouse        {st['clickhouse']['url']}  (v{st['clickhouse']['version']})")
     if st["clickhouse"].get("http"):
@@ -78,7 +80,9 @@ def _banner(console: Console, t0: float) -> None:
             f"  ClickHouse HTTP   {st['clickhouse']['http']}"
             f"?query=SELECT%20type,count()%20FROM%20{s.clickhouse_database}.events_archive%20FINAL%20GROUP%20BY%20type"
         )
-    console.print("  Gửi sự kiện mẫu / send sample events:  .venv/bin/ioc send contracts/events/*/examples/*.json")
+    console.print(
+        "  Gửi sự kiện mẫu / send sample events:  .venv/bin/ioc send contracts/events/*/examples/*.json"
+    )
     console.print("  Trạng thái / status:                    .venv/bin/ioc stack status")
     console.print("  Nhấn Ctrl-C để dừng / Ctrl-C stops everything.\n")
 

@@ -1,0 +1,67 @@
+"""Helpers for tests against the real broker and ClickHouse (used by tests/conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+from ioccore.clickhouse import ClickHouse, connect
+from ioccore.kafka import delete_topics, ensure_topics
+from ioccore.migrations import migrate
+from ioccore.settings import get_settings
+from ioccore.stack import free_port
+from ioccore.topics import load_topics
+
+
+def local_stack_env(home: Path) -> dict[str, str]:
+    """Environment for a private local stack on free ports (real servers from IOC_* are kept)."""
+    env = {"IOC_HOME": str(home)}
+    if not os.environ.get("IOC_KAFKA_BOOTSTRAP"):
+        env["IOC_KAFKA_PORT"] = str(free_port())
+    if not os.environ.get("IOC_CLICKHOUSE_URL"):
+        env["IOC_CLICKHOUSE_TCP_PORT"] = str(free_port())
+        env["IOC_CLICKHOUSE_HTTP_PORT"] = str(free_port())
+    return env
+
+
+def with_database(url: str, database: str) -> str:
+    parsed = urlparse(url)
+    return urlunparse(parsed._replace(path="/" + database))
+
+
+@contextmanager
+def fresh_clickhouse(engine: str, tmp_dir: Path) -> Iterator[ClickHouse]:
+    """A migrated, empty database on the server (`server`) or in chdb (`chdb`), dropped afterwards."""
+    settings = get_settings()
+    if engine == "server":
+        name = f"test_{uuid.uuid4().hex[:12]}"
+        ch = connect(with_database(settings.effective_clickhouse_url, name))
+    elif engine == "chdb":
+        ch = connect(f"chdb://{tmp_dir / 'chdb'}")
+    else:
+        raise ValueError(engine)
+    migrate(ch, settings.contracts_dir / "clickhouse")
+    try:
+        yield ch
+    finally:
+        if engine == "server":
+            ch.execute(f"DROP DATABASE IF EXISTS {ch.database}")
+        ch.close()
+
+
+def recreate_topics() -> None:
+    """Empty the broker's IOC topics: delete and create them again from topics.yaml."""
+    topics = load_topics()
+    delete_topics(list(topics))
+    for _ in range(50):
+        try:
+            ensure_topics(topics=topics.values())
+            return
+        except Exception:  # a topic still being deleted
+            asyncio.run(asyncio.sleep(0.1))
+    ensure_topics(topics=topics.values())

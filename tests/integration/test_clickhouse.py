@@ -1,0 +1,102 @@
+"""Migrations and the ClickHouse helper on ClickHouse 18.16 (server) and current ClickHouse (chdb)."""
+
+import datetime as dt
+
+import pytest
+
+from ioccore.errors import ContractError
+from ioccore.migrations import load_migrations, migrate
+from ioccore.settings import get_settings
+
+pytestmark = pytest.mark.clickhouse
+MIGRATIONS = get_settings().contracts_dir / "clickhouse"
+
+
+def _columns(ch, table):
+    return [(name, typ) for name, typ, *_ in ch.execute(f"DESCRIBE TABLE {table}")]
+
+
+def test_every_migration_applied_and_recorded(clickhouse):
+    recorded = clickhouse.execute("SELECT version, name FROM schema_migrations FINAL ORDER BY version")
+    assert recorded == [(m.version, m.name) for m in load_migrations(MIGRATIONS)]
+    assert ("id", "String") in _columns(clickhouse, "events_archive")
+    assert ("raw", "String") in _columns(clickhouse, "dead_letters")
+
+
+def test_migrate_twice_applies_nothing_and_changes_nothing(clickhouse):
+    before = {t: _columns(clickhouse, t) for t in ("events_archive", "dead_letters")}
+    assert migrate(clickhouse, MIGRATIONS) == []
+    assert {t: _columns(clickhouse, t) for t in before} == before
+    assert clickhouse.execute("SELECT count() FROM schema_migrations FINAL")[0][0] == len(
+        load_migrations(MIGRATIONS)
+    )
+
+
+def test_a_changed_applied_migration_is_refused(clickhouse, tmp_path):
+    for m in load_migrations(MIGRATIONS):
+        body = m.sql + ("\n-- edited after it was applied\n" if m.version == 1 else "")
+        (tmp_path / m.path.name).write_text(body)
+    with pytest.raises(ContractError, match="changed after it was applied"):
+        migrate(clickhouse, tmp_path)
+
+
+def test_a_new_migration_is_applied_once(clickhouse, tmp_path):
+    migs = load_migrations(MIGRATIONS)
+    for m in migs:
+        (tmp_path / m.path.name).write_text(m.sql)
+    nxt = len(migs) + 1
+    (tmp_path / f"{nxt:04d}_probe.sql").write_text(
+        "CREATE TABLE IF NOT EXISTS probe (x UInt8) ENGINE = MergeTree ORDER BY x;\n"
+    )
+    assert [m.version for m in migrate(clickhouse, tmp_path)] == [nxt]
+    assert migrate(clickhouse, tmp_path) == []
+
+
+def test_insert_and_read_back_tricky_values(clickhouse):
+    t = dt.datetime(2026, 1, 5, 1, 15, 0, tzinfo=dt.UTC)
+    texts = ["Thủ Dầu Một", "it's", "back\\slash", "new\nline", "'; DROP TABLE events_archive; --"]
+    n = len(texts)
+    clickhouse.insert(
+        "events_archive",
+        {
+            "source": ["/s"] * n,
+            "id": [f"e{i}" for i in range(n)],
+            "type": ["vn.binhduong.x.y"] * n,
+            "subject": texts,
+            "time": [t] * n,
+            "time_ms": [7] * n,
+            "received_at": [t] * n,
+            "topic": ["ioc.events"] * n,
+            "partition": [0] * n,
+            "offset": [2**40 + i for i in range(n)],
+            "data": ["{}"] * n,
+        },
+    )
+    rows = clickhouse.execute("SELECT subject, time, offset FROM events_archive ORDER BY id")
+    assert [r[0] for r in rows] == texts
+    assert {r[1] for r in rows} == {t.replace(tzinfo=None)}
+    assert rows[0][2] == 2**40
+    for text in texts:
+        found = clickhouse.execute("SELECT count() FROM events_archive WHERE subject = %(s)s", {"s": text})
+        assert found == [(1,)]
+
+
+def test_raw_bytes_survive_in_dead_letters(clickhouse):
+    raw = bytes(range(256))
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    clickhouse.insert(
+        "dead_letters",
+        {
+            "received_at": [now],
+            "topic": ["ioc.events"],
+            "partition": [0],
+            "offset": [1],
+            "position": [0],
+            "key": [""],
+            "raw": [raw],
+            "reason": ["not JSON"],
+            "source": [""],
+            "type": [""],
+        },
+    )
+    assert clickhouse.execute("SELECT hex(raw) FROM dead_letters") == [(raw.hex().upper(),)]
