@@ -18,7 +18,7 @@ import msgspec
 
 from ioccore.clickhouse import ClickHouse
 from ioccore.contracts import CloudEvent, Contracts, Rejection
-from ioccore.logging import get_logger
+from ioccore.logging import bind_event, get_logger, unbind_event
 from ioccore.topics import DEADLETTER, EVENTS
 
 log = get_logger("ioccore.archive")
@@ -113,6 +113,18 @@ def build_batch(contracts: Contracts, records: Iterable[RecordRef], now: dt.date
 
 
 def add_dead_letter(batch: Batch, rec: RecordRef, rej: Rejection, now: dt.datetime) -> None:
+    event_id = _event_id(rej.raw)
+    bind_event(event_id, rej.type or None)
+    log.warning(
+        "event.dead_lettered",
+        reason=rej.reason,
+        source=rej.source,
+        topic=rec.topic,
+        partition=rec.partition,
+        offset=rec.offset,
+        position=rej.position,
+    )
+    unbind_event()
     d = batch.dead
     d["received_at"].append(now)
     d["topic"].append(rec.topic)
@@ -125,6 +137,14 @@ def add_dead_letter(batch: Batch, rec: RecordRef, rej: Rejection, now: dt.dateti
     d["source"].append(rej.source)
     d["type"].append(rej.type)
     batch.dead_records.append((rec.key, rej.raw, rej.reason))
+
+
+def _event_id(raw: bytes) -> str:
+    try:
+        obj = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return ""
+    return str(obj.get("id", "")) if isinstance(obj, dict) else ""
 
 
 def write_batch(ch: ClickHouse, batch: Batch) -> None:

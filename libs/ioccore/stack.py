@@ -473,37 +473,16 @@ def down(settings: Settings | None = None) -> list[str]:
 
 
 def status(settings: Settings | None = None) -> dict[str, Any]:
-    from ioccore.clickhouse import probe
-    from ioccore.kafka import existing_topics
+    from ioccore.health import clickhouse_health, kafka_health
 
     settings = settings or get_settings()
     local = parts(settings)
-    kafka: dict[str, Any] = {
-        "bootstrap": settings.effective_kafka_bootstrap,
-        "ok": False,
-        "managed": "local" if "kafka" in local else "external",
-    }
-    try:
-        kafka["topics"] = len(existing_topics(settings.effective_kafka_bootstrap, timeout_s=3.0))
-        kafka["ok"] = True
-    except OperationalError as exc:
-        kafka["error"] = exc.problem
-    if "kafka" in local:
-        kafka["pid"] = local["kafka"].running_pid()
-    clickhouse: dict[str, Any] = {
-        "url": settings.effective_clickhouse_url,
-        "ok": False,
-        "version": None,
-        "managed": "local" if "clickhouse" in local else "external",
-    }
-    try:
-        clickhouse["version"] = probe(settings.effective_clickhouse_url)
-        clickhouse["ok"] = True
-        clickhouse["http"] = (
-            f"http://127.0.0.1:{settings.clickhouse_http_port}/" if "clickhouse" in local else None
-        )
-    except OperationalError as exc:
-        clickhouse["error"] = exc.problem
-    if "clickhouse" in local:
-        clickhouse["pid"] = local["clickhouse"].running_pid()
+    kafka = kafka_health(settings.effective_kafka_bootstrap)
+    clickhouse = clickhouse_health(settings.effective_clickhouse_url)
+    for name, info in (("kafka", kafka), ("clickhouse", clickhouse)):
+        info["managed"] = "local" if name in local else "external"
+        if name in local:
+            info["pid"] = local[name].running_pid()
+    if "clickhouse" in local and clickhouse["ok"]:
+        clickhouse["http"] = f"http://127.0.0.1:{settings.clickhouse_http_port}/"
     return {"kafka": kafka, "clickhouse": clickhouse}
