@@ -180,12 +180,15 @@ async def run_archiver(
     stop: asyncio.Event | None = None,
     max_records: int = 20_000,
     bootstrap_servers: str | None = None,
+    counters: dict[str, int] | None = None,
 ) -> dict[str, int]:
-    """Consume ioc.events into the archive until `stop` is set. Returns counters."""
+    """Consume ioc.events into the archive until `stop` is set. Returns the counters (updated live)."""
     from ioccore.kafka import consumer, producer
 
     stop = stop or asyncio.Event()
-    counters = {"records": 0, "archived": 0, "dead_lettered": 0, "batches": 0}
+    counters = counters if counters is not None else {}
+    for name in ("records", "archived", "dead_lettered", "batches"):
+        counters.setdefault(name, 0)
     async with (
         producer(bootstrap_servers) as prod,
         consumer(EVENTS, group_id=group_id, bootstrap_servers=bootstrap_servers) as cons,

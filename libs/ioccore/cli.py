@@ -213,7 +213,7 @@ def run() -> None:
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="stack | archive | all")] = "all",
+    name: Annotated[str, typer.Argument(help="stack | faust | archive | all")] = "all",
     events: int = 100_000,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -233,6 +233,9 @@ def bench(
     else:
         for key, res in results.items():
             out.print(f"[bold]{key}[/]: {json.dumps(res, ensure_ascii=False)}")
+
+
+
 
 
 def main() -> None:

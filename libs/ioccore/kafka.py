@@ -19,14 +19,15 @@ from ioccore.topics import Topic, load_topics
 
 log = get_logger("ioccore.kafka")
 
-# Consumer-group timing. See ioccore.streams and the README ("Why group join is fast").
+# Consumer-group timing, the one place it is set (ioccore.streams derives Faust's from it).
+# Tansu holds every JoinGroup until half the group's session timeout has passed (and a follower's
+# SyncGroup up to 0.8x), so the session timeout *is* the join time: Faust's default 60 s means a
+# 30 s join; 6 s means ~3 s, with heartbeats every second (< session/3). Shorter than ~4 s risks
+# evictions on a GC or CPU stall of this 2-core machine. The first member to create a group fixes
+# its timeout for the broker's lifetime, so every member of a group must use these values.
 GROUP_TIMING: dict[str, int] = {
-    "session_timeout_ms": 10_000,
+    "session_timeout_ms": 6_000,
     "heartbeat_interval_ms": 1_000,
-    "rebalance_timeout_ms": 10_000,
-    "max_poll_interval_ms": 300_000,
-    "metadata_max_age_ms": 30_000,
-    "retry_backoff_ms": 100,
 }
 
 

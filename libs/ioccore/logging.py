@@ -12,6 +12,16 @@ from ioccore.settings import get_settings
 _configured = False
 
 
+class _CurrentStderr:
+    """sys.stderr as it is when a line is written (tests and supervisors swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str | None = None, json: bool | None = None) -> None:
     global _configured
     settings = get_settings()
@@ -32,7 +42,7 @@ def configure_logging(level: str | None = None, json: bool | None = None) -> Non
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level_name, logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(
