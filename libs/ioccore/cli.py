@@ -235,7 +235,9 @@ def bench(
             out.print(f"[bold]{key}[/]: {json.dumps(res, ensure_ascii=False)}")
 
 
+from ioccore.catalog_cli import app as catalog_app  # noqa: E402
 
+app.add_typer(catalog_app, name="catalog")
 
 
 def main() -> None:

@@ -1,20 +1,16 @@
-"""Pure-file tests of the catalog data (contracts/): no servers."""
+"""Pure-file tests of the catalog data (contracts/), through ioccore.catalog: no servers."""
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from ioccore.catalog import Catalog, load_catalog
+
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = ROOT / "contracts"
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import catalog_expand  # noqa: E402
-import catalog_stats  # noqa: E402
 
 
 def read_yaml(rel: str):
@@ -22,23 +18,18 @@ def read_yaml(rel: str):
 
 
 @pytest.fixture(scope="session")
-def indicators():
-    return catalog_expand.load_indicators(CONTRACTS)
+def catalog() -> Catalog:
+    return load_catalog(CONTRACTS, strict=False)
 
 
 @pytest.fixture(scope="session")
-def schemas():
-    return catalog_stats.event_schemas(CONTRACTS)
+def indicators(catalog):
+    return catalog.indicators
 
 
 @pytest.fixture(scope="session")
-def indicator_schema():
-    return json.loads((CONTRACTS / "catalog" / "indicator.schema.json").read_text(encoding="utf-8"))
-
-
-@pytest.fixture(scope="session")
-def boards():
-    return catalog_expand.load_boards(CONTRACTS)
+def boards(catalog):
+    return catalog.boards
 
 
 @pytest.fixture(scope="session")

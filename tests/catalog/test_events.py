@@ -2,7 +2,6 @@ import json
 from pathlib import Path
 
 import fastjsonschema
-import jsonschema
 import pytest
 
 from .conftest import CONTRACTS, read_yaml
@@ -19,8 +18,8 @@ OTHER_DIRS = {"hotline"}
 @pytest.mark.parametrize("path", SCHEMAS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_schema_is_valid_draft7_with_house_style(path: Path):
     schema = json.loads(path.read_text(encoding="utf-8"))
-    jsonschema.Draft7Validator.check_schema(schema)
-    fastjsonschema.compile(schema)
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    fastjsonschema.compile(schema)  # raises on an invalid schema
     assert path.parent.name in FIELDS | OTHER_DIRS
     assert " / " in schema["title"], "title is 'Vietnamese / English'"
     assert schema.get("description")
@@ -37,12 +36,11 @@ def test_every_type_has_an_example(path: Path):
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: f"{p.parents[1].name}/{p.name}")
 def test_example_validates_against_envelope_and_type(path: Path):
     event = json.loads(path.read_text(encoding="utf-8"))
-    jsonschema.validate(event, ENVELOPE, format_checker=jsonschema.FormatChecker())
+    fastjsonschema.compile(ENVELOPE)(event)  # formats (date-time, uri, …) are checked too
     _, _, directory, name = event["type"].split(".", 3)
     assert directory == path.parents[1].name
     assert path.name.split("--")[0].removesuffix(".json") == name
     schema = json.loads((EVENTS / directory / f"{name}.schema.json").read_text(encoding="utf-8"))
-    jsonschema.validate(event["data"], schema, format_checker=jsonschema.FormatChecker())
     fastjsonschema.compile(schema)(event["data"])
     assert event["time"].endswith("+07:00")
 
@@ -53,7 +51,7 @@ def test_every_field_has_a_figure_type():
 
 
 def test_figure_examples_name_real_indicators(indicators):
-    ids = {i["id"] for i in indicators}
+    ids = {i.id for i in indicators}
     for path in EVENTS.glob("*/examples/figure.reported*.json"):
         data = json.loads(path.read_text(encoding="utf-8"))["data"]
         assert data["indicator_id"] in ids, path

@@ -2,7 +2,7 @@ import subprocess
 import sys
 from collections import Counter
 
-from .conftest import ROOT, catalog_expand, catalog_stats, read_yaml
+from .conftest import ROOT, read_yaml
 
 FIELDS = {f["code"] for f in read_yaml("catalog/fields.yaml")["fields"]}
 
@@ -92,21 +92,21 @@ def test_fields_file():
         assert f["departments"] and f["name_vi"] and f["name_en"]
 
 
-def test_boards(boards, indicators):
+def test_boards(catalog, boards, indicators):
     assert len(boards) == 146
-    assert len({b["id"] for b in boards}) == 146
-    ids = {i["id"] for i in indicators}
-    kinds = Counter(b["kind"] for b in boards)
+    assert len({b.id for b in boards}) == 146
+    ids = {i.id for i in indicators}
+    kinds = Counter(b.kind for b in boards)
     assert kinds["overview"] == 10 and kinds["field"] == 27 + 81
     for b in boards:
-        shown = catalog_expand.board_indicator_ids(b, indicators)
-        assert shown, b["id"]
-        assert set(shown) <= ids, b["id"]
-        assert "{" not in b["id"] + b["title_vi"], b["id"]
+        shown = catalog.board_indicator_ids(b)
+        assert shown, b.id
+        assert set(shown) <= ids, b.id
+        assert "{" not in b.id + b.title_vi, b.id
 
 
-def test_stats_script_counts():
-    counts, problems = catalog_stats.build()
-    assert problems == []
+def test_catalog_counts(catalog):
+    assert catalog.problems == []
+    counts = catalog.stats()
     assert counts["fields"] == 27 and counts["districts"] == 9 and counts["communes"] == 91
     assert counts["focal_points"] == 47 and counts["boards"] == 146 and counts["indicators"] >= 1000
