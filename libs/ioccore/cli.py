@@ -240,6 +240,12 @@ from ioccore.catalog_cli import app as catalog_app  # noqa: E402
 app.add_typer(catalog_app, name="catalog")
 
 
+# `ioc simulate` lives in iocsim (its module imports only typer; the simulator loads when the command runs).
+from iocsim.cli import simulate as _simulate  # noqa: E402
+
+app.command("simulate")(_simulate)
+
+
 def main() -> None:
     """Entry point: an unexpected error is one line on screen, its traceback in .ioc/logs/ioc-errors.log."""
     import datetime as dt
