@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -194,6 +195,7 @@ async def run_archiver(
         consumer(EVENTS, group_id=group_id, bootstrap_servers=bootstrap_servers) as cons,
     ):
         log.info("archiver.started", group_id=group_id)
+        last_report = time.monotonic()
         while not stop.is_set():
             messages = await cons.getmany(timeout_ms=500, max_records=max_records)
             records = records_from(messages)
@@ -207,7 +209,10 @@ async def run_archiver(
             counters["archived"] += batch.accepted
             counters["dead_lettered"] += batch.rejected
             counters["batches"] += 1
-            log.info(
+            log.debug(
                 "archiver.batch", records=len(records), archived=batch.accepted, dead_lettered=batch.rejected
             )
+            if time.monotonic() - last_report >= 30:
+                log.info("archiver.progress", **counters)
+                last_report = time.monotonic()
     return counters

@@ -22,8 +22,8 @@ stack_app = typer.Typer(
     help="The local stack: Kafka-protocol broker (Tansu) and ClickHouse.", no_args_is_help=True
 )
 app.add_typer(stack_app, name="stack")
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 def _fail(exc: Exception) -> None:

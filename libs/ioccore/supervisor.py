@@ -31,11 +31,34 @@ class Service:
     restarts: list[float] = field(default_factory=list)
 
 
+# Simulated department traffic in `make run`: one simulated day every 10 minutes (~66 events/s).
+SIMULATED_DAY_S = 600
+
+
 def services() -> list[Service]:
     """The service processes of the system, as far as they exist."""
+    import datetime as dt
+
     ioc = [sys.executable, "-m", "ioccore.cli"]
+    today = dt.datetime.now(dt.timezone(dt.timedelta(hours=7))).date().isoformat()
     return [
         Service("archiver", [*ioc, "archive"]),
+        Service(
+            "simulator",
+            [
+                *ioc,
+                "simulate",
+                "--out",
+                "kafka",
+                "--start",
+                today,
+                "--days",
+                "365",
+                "--speed",
+                str(SIMULATED_DAY_S),
+                "--no-progress",
+            ],
+        ),
     ]
 
 
