@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from ioccore.contracts import TYPE_PREFIX
 from iocsim.model import (
     DAY_S,
     Calendar,
@@ -31,7 +32,7 @@ from iocsim.model import (
     period_ends,
     period_label,
 )
-from iocsim.reference import TYPE_PREFIX, Reference
+from iocsim.reference import Reference
 
 EVENTS_TOPIC = "ioc.events"  # contracts/topics.yaml
 HOTLINE_TOPIC = "ioc.hotline.calls"  # contracts/topics.yaml

@@ -1,21 +1,18 @@
 """What the simulator reads from contracts/: units, fields, focal points, hospitals, the reported indicators,
 the event schemas and examples, and its own traffic model (catalog/simulation.yaml).
 
-A small private reader (the shared catalog loader is built elsewhere); everything is read once.
+Indicators come from the shared catalog loader (ioccore.catalog) and event schemas and examples from
+ioccore.contracts, so the expansion rules and the schema reading exist once; everything is read once.
 """
 
 from __future__ import annotations
 
-import copy
-import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import yaml
-
-TYPE_PREFIX = "vn.binhduong."
 
 
 def _yaml(path: Path) -> Any:
@@ -87,16 +84,20 @@ def load_reference(contracts_dir: Path) -> Reference:
     ]
     model = _yaml(contracts_dir / "catalog" / "simulation.yaml")
 
-    events_dir = contracts_dir / "events"
-    schemas: dict[str, dict[str, Any]] = {}
-    for path in sorted(events_dir.glob("*/*.schema.json")):
-        name = f"{TYPE_PREFIX}{path.parent.name}.{path.name.removesuffix('.schema.json')}"
-        schemas[name] = json.loads(path.read_text(encoding="utf-8"))
+    from ioccore.catalog import load_catalog
+
+    catalog = load_catalog(contracts_dir)
+    contracts = catalog.contracts
+    schemas = {name: et.schema for name, et in contracts.types.items()}
     examples: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted(events_dir.glob("*/examples/*.json")):
-        ev = json.loads(path.read_text(encoding="utf-8"))
+    for _path, ev in contracts.examples():
         if isinstance(ev, dict) and "type" in ev:
             examples.setdefault(ev["type"], []).append(ev)
+    reported = [
+        _present(msgspec.to_builtins(ind))
+        for ind in catalog.indicators
+        if ind.is_reported and ind.measure in ("last", "sum")
+    ]
 
     return Reference(
         contracts_dir=contracts_dir,
@@ -109,83 +110,14 @@ def load_reference(contracts_dir: Path) -> Reference:
         model=model,
         schemas=schemas,
         examples=examples,
-        reported=reported_indicators(contracts_dir),
+        reported=reported,
     )
 
 
-# -- reported indicators: the catalog's expansion rules (scripts/catalog_expand.py), reduced to what is needed
-_WHOLE = re.compile(r"^\{([a-zA-Z_][a-zA-Z0-9_]*)\}$")
-
-
-def _slug(value: Any) -> str:
-    return re.sub(r"[^a-z0-9_]", "_", str(value).lower().replace("-", "_").replace(" ", "_")).strip("_")
-
-
-def _subst(obj: Any, item: dict[str, Any]) -> Any:
-    if isinstance(obj, str):
-        m = _WHOLE.match(obj)
-        if m and m.group(1) in item:
-            return copy.deepcopy(item[m.group(1)])
-        return obj.format_map(item)
-    if isinstance(obj, list):
-        return [_subst(x, item) for x in obj]
+def _present(obj: Any) -> Any:
+    """The record as its YAML had it: keys that are set, lists for sequences."""
     if isinstance(obj, dict):
-        return {k: _subst(v, item) for k, v in obj.items()}
+        return {k: _present(v) for k, v in obj.items() if v is not None and v != () and v != []}
+    if isinstance(obj, list | tuple):
+        return [_present(v) for v in obj]
     return obj
-
-
-def _family_items(family: dict[str, Any], contracts_dir: Path) -> list[dict[str, Any]]:
-    if "each_product" in family:
-        items: list[dict[str, Any]] = [{}]
-        for part in family["each_product"]:
-            prefix = part["as"]
-            new = []
-            for base in items:
-                for it in _family_items(part, contracts_dir):
-                    merged = dict(base)
-                    merged.update({f"{prefix}_{k}": v for k, v in it.items()})
-                    merged["key"] = f"{base['key']}_{it['key']}" if "key" in base else it["key"]
-                    new.append(merged)
-            items = new
-        return items
-    if "each" in family:
-        return list(family["each"])
-    spec = family["each_from"]
-    doc = _yaml(contracts_dir / spec["file"])
-    where = spec.get("where") or {}
-    out = []
-    for rec in doc[spec["list"]]:
-        if any(rec.get(k) != v for k, v in where.items()):
-            continue
-        out.append({**rec, "key": _slug(rec[spec["key"]])})
-    return out
-
-
-def _reported(ind: dict[str, Any], field_code: str, defaults: dict[str, Any]) -> dict[str, Any] | None:
-    out = {**copy.deepcopy(defaults), **ind, "field": field_code}
-    reported = out.pop("reported", False)
-    if "source" in out:
-        return None
-    if out.get("measure") == "last" or (reported and out.get("measure") == "sum"):
-        return out
-    return None
-
-
-def reported_indicators(contracts_dir: Path) -> list[dict[str, Any]]:
-    """Indicators whose values departments report as vn.binhduong.<field>.figure.reported."""
-    out: list[dict[str, Any]] = []
-    for path in sorted((contracts_dir / "catalog" / "indicators").glob("*.yaml")):
-        doc = _yaml(path)
-        field_code = doc["field"]
-        defaults = doc.get("defaults") or {}
-        for ind in doc.get("indicators") or []:
-            r = _reported(ind, field_code, defaults)
-            if r:
-                out.append(r)
-        for fam in doc.get("families") or []:
-            for item in _family_items(fam, contracts_dir):
-                for tpl in fam["indicators"]:
-                    r = _reported(_subst(copy.deepcopy(tpl), item), field_code, defaults)
-                    if r:
-                        out.append(r)
-    return out
