@@ -7,14 +7,13 @@ IOC_KAFKA_BOOTSTRAP / IOC_CLICKHOUSE_URL point the tests at real servers instead
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ioccore.settings import get_settings
-from ioccore.testing import fresh_clickhouse, local_stack_env, recreate_topics
+from ioccore.testing import fresh_clickhouse, private_stack, recreate_topics
 
 NEEDS_STACK = {"kafka", "clickhouse"}
 
@@ -22,23 +21,8 @@ NEEDS_STACK = {"kafka", "clickhouse"}
 @pytest.fixture(scope="session")
 def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Start the session's stack; yields the IOC_* environment that points at it."""
-    from ioccore import stack
-
-    env = local_stack_env(tmp_path_factory.mktemp("ioc-home"))
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    get_settings.cache_clear()
-    try:
-        stack.up()
+    with private_stack(tmp_path_factory.mktemp("ioc-home")) as env:
         yield env
-    finally:
-        stack.down()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        get_settings.cache_clear()
 
 
 @pytest.fixture(autouse=True)

@@ -65,3 +65,26 @@ def recreate_topics() -> None:
         except Exception:  # a topic still being deleted
             asyncio.run(asyncio.sleep(0.1))
     ensure_topics(topics=topics.values())
+
+
+@contextmanager
+def private_stack(home: Path, *, start: bool = True) -> Iterator[dict[str, str]]:
+    """A local stack on free ports under `home` for the duration (tests, benchmarks); stopped after."""
+    from ioccore import stack
+
+    env = local_stack_env(home)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    get_settings.cache_clear()
+    try:
+        if start:
+            stack.up()
+        yield env
+    finally:
+        stack.down()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        get_settings.cache_clear()
