@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 import time
@@ -138,7 +137,3 @@ def run_system(console: Console) -> int:
             + (f": {', '.join(started)}" if started else " (the stack was already running before; left up)")
         )
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    os.execvp(sys.executable, [sys.executable, "-m", "ioccore.cli", "run"])
