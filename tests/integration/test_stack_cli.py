@@ -100,13 +100,10 @@ def test_port_taken_is_named_and_nothing_is_left(env):
     with socket.socket() as s:
         s.bind(("127.0.0.1", int(env["IOC_CLICKHOUSE_TCP_PORT"])))
         s.listen()
-        t0 = time.monotonic()
-        r = ioc(env, "stack", "up")
-        elapsed = time.monotonic() - t0
+        r = ioc(env, "stack", "up", timeout=30)  # a hang fails here
     assert r.returncode == 2
     assert f"clickhouse: port {env['IOC_CLICKHOUSE_TCP_PORT']}" in r.stderr.replace("\n", " ")
     assert "Traceback" not in r.stderr
-    assert elapsed < 30  # generous bound on a shared machine; the target is 10 s
     assert processes_of(env["IOC_HOME"]) == []
 
 
