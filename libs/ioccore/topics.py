@@ -70,3 +70,4 @@ def topic(name: str) -> str:
 
 EVENTS = "ioc.events"
 DEADLETTER = "ioc.events.deadletter"
+HOTLINE_CALLS = "ioc.hotline.calls"

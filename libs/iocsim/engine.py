@@ -20,6 +20,8 @@ from typing import Any
 import msgspec
 
 from ioccore.contracts import TYPE_PREFIX
+from ioccore.topics import EVENTS as EVENTS_TOPIC
+from ioccore.topics import HOTLINE_CALLS as HOTLINE_TOPIC
 from iocsim.model import (
     DAY_S,
     Calendar,
@@ -34,8 +36,6 @@ from iocsim.model import (
 )
 from iocsim.reference import Reference
 
-EVENTS_TOPIC = "ioc.events"  # contracts/topics.yaml
-HOTLINE_TOPIC = "ioc.hotline.calls"  # contracts/topics.yaml
 HOTLINE = TYPE_PREFIX + "hotline."
 BAD_KINDS = ("broken_json", "missing_field", "wrong_type", "unknown_type")
 _RATIO_UNITS = {"%", "‰", "điểm", "hạng", "phút", "giờ", "ngày"}

@@ -11,9 +11,8 @@ from typer.testing import CliRunner
 
 from ioccore.cli import app
 from ioccore.kafka import consumer
-
-HOTLINE_TOPIC = "ioc.hotline.calls"
-EVENTS_TOPIC = "ioc.events"
+from ioccore.topics import EVENTS as EVENTS_TOPIC
+from ioccore.topics import HOTLINE_CALLS as HOTLINE_TOPIC
 
 
 async def _count(topic: str, expected: int, timeout_s: float = 60.0) -> tuple[int, int]:
