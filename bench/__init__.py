@@ -6,12 +6,13 @@ from typing import Any
 
 
 def run_benchmarks(name: str, *, events: int) -> dict[str, Any]:
-    from bench import archive, faust_ready, stack_startup
+    from bench import archive, faust_ready, indicators, stack_startup
 
     available = {
         "stack": lambda: stack_startup.run(),
         "faust": lambda: faust_ready.run(),
         "archive": lambda: archive.run(events=events),
+        "indicators": lambda: indicators.run(events=events),
     }
     if name == "all":
         return {key: fn() for key, fn in available.items()}

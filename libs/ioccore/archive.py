@@ -91,26 +91,33 @@ class Batch:
 def build_batch(contracts: Contracts, records: Iterable[RecordRef], now: dt.datetime | None = None) -> Batch:
     now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     batch = Batch()
-    a = batch.archive
     for rec in records:
         for item in contracts.decode(rec.value):
             if isinstance(item, CloudEvent):
-                t = item.time.astimezone(dt.UTC)
-                a["source"].append(item.source)
-                a["id"].append(item.id)
-                a["type"].append(item.type)
-                a["subject"].append(item.subject)
-                a["time"].append(t.replace(microsecond=0))
-                a["time_ms"].append(t.microsecond // 1000)
-                a["received_at"].append(now)
-                a["topic"].append(rec.topic)
-                a["partition"].append(rec.partition)
-                a["offset"].append(rec.offset)
-                a["data"].append(msgspec.json.encode(item.data).decode())
-                batch.events.append(item)
+                add_archived(batch, rec, item, now)
             else:
                 add_dead_letter(batch, rec, item, now)
     return batch
+
+
+def add_archived(batch: Batch, rec: RecordRef, item: CloudEvent, now: dt.datetime) -> None:
+    a = batch.archive
+    # DateTime columns take epoch seconds: no per-row time-zone conversion in the driver.
+    a["source"].append(item.source)
+    a["id"].append(item.id)
+    a["type"].append(item.type)
+    a["subject"].append(item.subject)
+    a["time"].append(int(item.time.timestamp()))
+    a["time_ms"].append(item.time.microsecond // 1000)
+    a["received_at"].append(int(now.timestamp()))
+    a["topic"].append(rec.topic)
+    a["partition"].append(rec.partition)
+    a["offset"].append(rec.offset)
+    a["data"].append(_json(item.data).decode())
+    batch.events.append(item)
+
+
+_json = msgspec.json.Encoder().encode
 
 
 def add_dead_letter(batch: Batch, rec: RecordRef, rej: Rejection, now: dt.datetime) -> None:

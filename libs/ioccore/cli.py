@@ -213,7 +213,7 @@ def run() -> None:
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="stack | faust | archive | all")] = "all",
+    name: Annotated[str, typer.Argument(help="stack | faust | archive | indicators | all")] = "all",
     events: int = 100_000,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -244,6 +244,18 @@ app.add_typer(catalog_app, name="catalog")
 from iocsim.cli import simulate as _simulate  # noqa: E402
 
 app.command("simulate")(_simulate)
+
+
+def _register_plugins() -> None:
+    """Commands of the services, declared as `ioc_commands` entry points in pyproject.toml: each is a
+    function taking this Typer app (ioccore imports no service)."""
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group="ioc_commands"), key=lambda e: e.name):
+        ep.load()(app)
+
+
+_register_plugins()
 
 
 def main() -> None:

@@ -11,11 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from ioccore.kafka import GROUP_TIMING, bootstrap
+from ioccore.settings import get_settings
 from ioccore.stack import free_port
 
 
 def faust_settings(**overrides: Any) -> dict[str, Any]:
     """faust.App keyword arguments for the configured broker."""
+    faust_dir = get_settings().home / "faust"
+    faust_dir.mkdir(parents=True, exist_ok=True)
     settings: dict[str, Any] = {
         "broker": "kafka://" + ",".join(bootstrap().split(",")),
         "broker_session_timeout": GROUP_TIMING["session_timeout_ms"] / 1000,
@@ -27,6 +30,8 @@ def faust_settings(**overrides: Any) -> dict[str, Any]:
         "web_port": free_port(),
         "web_enabled": False,
         "producer_acks": -1,
+        # Faust's own files (none with memory:// stores, but it makes the directory) under .ioc, not cwd
+        "datadir": str(faust_dir / "{conf.name}"),
     }
     settings.update(overrides)
     return settings

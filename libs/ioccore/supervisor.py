@@ -41,7 +41,8 @@ def services() -> list[Service]:
     ioc = [sys.executable, "-m", "ioccore.cli"]
     today = dt.datetime.now(dt.timezone(dt.timedelta(hours=7))).date().isoformat()
     return [
-        Service("archiver", [*ioc, "archive"]),
+        # The indicators worker archives the raw events as well (ioc.events -> events_archive, dead letters).
+        Service("indicators", [*ioc, "indicators", "worker"]),
         Service(
             "simulator",
             [
@@ -106,6 +107,8 @@ def _banner(console: Console, t0: float) -> None:
         "  Gửi sự kiện mẫu / send sample events:  .venv/bin/ioc send contracts/events/*/examples/*.json"
     )
     console.print("  Trạng thái / status:                    .venv/bin/ioc stack status")
+    console.print("  Chỉ tiêu / indicators:                  .venv/bin/ioc indicators status")
+    console.print("  Đối soát / reconcile with the archive:  .venv/bin/ioc reconcile")
     console.print("  Nhấn Ctrl-C để dừng / Ctrl-C stops everything.\n")
 
 

@@ -71,3 +71,4 @@ def topic(name: str) -> str:
 EVENTS = "ioc.events"
 DEADLETTER = "ioc.events.deadletter"
 HOTLINE_CALLS = "ioc.hotline.calls"
+INDICATORS = "ioc.indicators"

@@ -1,0 +1,147 @@
+"""Indicators worker throughput: simulator events on ioc.events -> every catalog indicator for every scope and
+cadence, in ClickHouse (archive, dead letters, partition states, values), by one `ioc indicators worker`.
+
+Figure: events per second from the worker's first checkpoint until every partition is checkpointed at its end
+offset and the values have settled; the worker's peak RSS. Group join and start-up are excluded (they are the
+`faust` benchmark). Baseline (same run, same topic): a raw aiokafka loop decoding every record and counting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from bench._stack import private_stack
+from ioccore.clickhouse import connect
+from ioccore.settings import REPO_ROOT
+from ioccore.topics import EVENTS
+
+EVENTS_PER_DAY = 38_000  # department events per simulated day (hotline calls go to their own topic)
+
+
+async def _end_offsets() -> dict[int, int]:
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    from ioccore.kafka import bootstrap
+
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap())
+    await c.start()
+    try:
+        await c.topics()
+        parts = c.partitions_for_topic(EVENTS) or set()
+        ends = await c.end_offsets([TopicPartition(EVENTS, p) for p in parts])
+        return {tp.partition: off for tp, off in ends.items()}
+    finally:
+        await c.stop()
+
+
+async def _baseline() -> tuple[int, float]:
+    import msgspec
+
+    from ioccore.kafka import consumer
+
+    ends = await _end_offsets()
+    want = sum(ends.values())
+    count = records = 0
+    async with consumer(EVENTS, group_id="bench-baseline") as cons:
+        await cons.getmany(timeout_ms=0)
+        t0 = None
+        while records < want:
+            batch = await cons.getmany(timeout_ms=500, max_records=20_000)
+            if t0 is None and batch:
+                t0 = time.monotonic()
+            for msgs in batch.values():
+                for m in msgs:
+                    records += 1
+                    try:
+                        obj = msgspec.json.decode(m.value)
+                    except msgspec.DecodeError:
+                        obj = None
+                    count += len(obj) if isinstance(obj, list) else 1
+        return count, count / (time.monotonic() - (t0 or time.monotonic()))
+
+
+def _peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _worker_run(ends: dict[int, int]) -> tuple[float, float, int]:
+    ch = connect()
+    want = {p: o for p, o in ends.items() if o}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ioccore.cli", "indicators", "worker"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "IOC_INDICATORS_APP_ID": "bench-indicators"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        t0 = None
+        while True:
+            rows = ch.execute(
+                "SELECT partition, max(next_offset) FROM indicator_partials WHERE indicator = '' GROUP BY partition"
+            )
+            cps = {int(p): int(o) for p, o in rows}
+            if t0 is None and cps:
+                t0 = time.monotonic()
+            if all(cps.get(p, 0) >= o for p, o in want.items()):
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(f"the worker exited with {proc.returncode}")
+            time.sleep(0.05)
+        last = None
+        while True:  # the last flush's values follow its checkpoint
+            n = ch.execute("SELECT count() FROM indicator_values")[0][0]
+            if n == last:
+                break
+            last = n
+            time.sleep(0.2)
+        elapsed = time.monotonic() - (t0 or time.monotonic()) - 0.2
+        rss = _peak_rss_mb(proc.pid)
+        values = int(ch.execute("SELECT count() FROM indicator_values FINAL")[0][0])
+        return elapsed, rss, values
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def run(events: int = 200_000) -> dict[str, Any]:
+    days = max(1, math.ceil(events / EVENTS_PER_DAY))
+    with private_stack():
+        subprocess.run(
+            [sys.executable, "-m", "ioccore.cli", "simulate", "--start", "2026-01-05", "--days", str(days),
+             "--out", "kafka", "--no-progress"],
+            check=True, cwd=REPO_ROOT, env=os.environ.copy(), capture_output=True,
+        )  # fmt: skip
+        ends = asyncio.run(_end_offsets())
+        n, baseline = asyncio.run(_baseline())
+        elapsed, rss, values = _worker_run(ends)
+    rate = n / elapsed if elapsed > 0 else float("nan")
+    return {
+        "events": n,
+        "simulated_days": days,
+        "values": values,
+        "events_per_s": round(rate),
+        "baseline_events_per_s": round(baseline),
+        "ratio": round(rate / baseline, 3),
+        "rss_mb": round(rss),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run()))

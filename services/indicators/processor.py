@@ -1,0 +1,327 @@
+"""One flush of the indicators worker: Kafka records of ioc.events -> archive, dead letters, partition states,
+values and updates. Independent of Faust so that the worker, the benchmark and the tests drive the same code.
+
+Order of writes in a flush (a crash between any two steps loses nothing and doubles nothing):
+  1. events_archive and dead_letters (keyed rows: a rewrite changes nothing), then the dead-letter topic;
+  2. per partition, one INSERT of the changed series' states plus the checkpoint (atomic);
+  3. the values of the changed series, merged over all partitions (read from ClickHouse for the partitions
+     another worker owns), and their updates on ioc.indicators;
+  4. the caller acknowledges the records (Faust commits the offsets).
+On restart a partition is restored from its checkpoint, records below it are skipped, and the values of
+the series of the last checkpointed flush are recomputed (step 3 may not have happened).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from ioccore.archive import Batch, RecordRef, add_archived, add_dead_letter, write_batch
+from ioccore.clickhouse import ClickHouse
+from ioccore.contracts import CloudEvent, Contracts, Rejection
+from ioccore.logging import get_logger
+from services.indicators import store
+from services.indicators.engine import (
+    Engine,
+    PartitionState,
+    SeriesKey,
+    ratio_value,
+    series_value,
+)
+from services.indicators.model import CADENCES, Ratio, Spec, period_start
+from services.indicators.state import State, merged
+
+log = get_logger("services.indicators")
+_enc = msgspec.json.Encoder()
+
+
+@dataclass
+class Flush:
+    records: int = 0
+    events: int = 0
+    archived: int = 0
+    dead_lettered: int = 0
+    late: int = 0
+    series: int = 0
+    values: int = 0
+    dead_records: list[tuple[bytes | None, bytes, str]] = field(default_factory=list)
+    updates: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # unit -> updates
+
+
+ValueKey = tuple[str, int, str, str]
+
+
+class Processor:
+    def __init__(
+        self,
+        ch: ClickHouse,
+        contracts: Contracts,
+        engine: Engine,
+        version_set: str,
+        partitions: int,
+        topic: str,
+    ):
+        self.ch = ch
+        self.contracts = contracts
+        self.engine = engine
+        self.model = engine.model
+        self.version_set = version_set
+        self.partitions = partitions
+        self.topic = topic
+        self.parts: dict[int, PartitionState] = {}
+        self.written: dict[int, dict[SeriesKey, int]] = {}
+        self.counters: dict[int, dict[str, list[int]]] = {}
+        self.foreign: dict[int, dict[SeriesKey, tuple[int, State]]] = {}
+        self.foreign_at: dict[int, int] = {}
+        self.emitted: dict[ValueKey, tuple[int, float]] = {}
+        self.pending_values: set[SeriesKey] = set()  # restored: recompute their values at the next flush
+        self.levels = engine.bounds.levels
+
+    # -- partitions ---------------------------------------------------------------------------------------
+    def own(self, partition: int) -> PartitionState:
+        part = self.parts.get(partition)
+        if part is None:
+            part, written, counters = store.load_partition(
+                self.ch, self.version_set, partition, self.engine.restore
+            )
+            self.parts[partition] = part
+            self.written[partition] = written
+            self.counters[partition] = counters
+            self.foreign.pop(partition, None)
+            self.foreign_at.pop(partition, None)
+            last = {k for k, at in written.items() if at == part.next_offset}
+            self.pending_values |= last
+            log.info(
+                "indicators.partition_restored",
+                partition=partition,
+                next_offset=part.next_offset,
+                series=len(part.series),
+            )
+        return part
+
+    def release(self, partitions: Iterable[int]) -> None:
+        """Forget partitions this worker no longer owns (their next owner restores them from ClickHouse)."""
+        for p in partitions:
+            if self.parts.pop(p, None) is not None:
+                self.written.pop(p, None)
+                self.counters.pop(p, None)
+                log.info("indicators.partition_released", partition=p)
+
+    # -- one flush ----------------------------------------------------------------------------------------
+    def ingest(self, records: list[RecordRef], now: dt.datetime | None = None) -> tuple[Flush, Batch, dict]:
+        """Steps 1a: decode, apply to partition states, build archive and dead-letter rows, write them."""
+        now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
+        flush = Flush(records=len(records))
+        batch = Batch()
+        by_partition: dict[int, list[tuple[RecordRef, list[tuple[int, CloudEvent]]]]] = defaultdict(list)
+        for rec in records:
+            part = self.own(rec.partition)
+            if rec.offset < part.next_offset:
+                continue  # already in the checkpointed state (and archived before it)
+            good: list[tuple[int, CloudEvent]] = []
+            for position, item in enumerate(self.contracts.decode(rec.value)):
+                if isinstance(item, CloudEvent):
+                    good.append((position, item))
+                else:
+                    add_dead_letter(batch, rec, item, now)
+                    c = self._counter(rec.partition, item.source)
+                    c[1] += 1
+            by_partition[rec.partition].append((rec, good))
+        changed: dict[int, set[SeriesKey]] = {}
+        for p, recs in by_partition.items():
+            part = self.parts[p]
+            refs = {rec.offset: rec for rec, _ in recs}
+            applied = self.engine.apply(part, [(rec.offset, good) for rec, good in recs])
+            for offset, _position, ev in applied.accepted:
+                add_archived(batch, refs[offset], ev, now)
+            for rej in applied.rejected:
+                ev = rej.event
+                add_dead_letter(
+                    batch,
+                    refs[rej.offset],
+                    Rejection(rej.position, rej.reason, _enc.encode(ev), ev.source, ev.type),
+                    now,
+                )
+            for source, n in applied.processed.items():
+                self._counter(p, source)[0] += n
+            for source, n in applied.dead_lettered.items():
+                self._counter(p, source)[1] += n
+            for source, n in applied.late.items():
+                self._counter(p, source)[2] += n
+            flush.late += sum(applied.late.values())
+            changed[p] = applied.changed
+        flush.events = batch.accepted + batch.rejected
+        flush.archived = batch.accepted
+        flush.dead_lettered = batch.rejected
+        flush.dead_records = batch.dead_records
+        write_batch(self.ch, batch)
+        return flush, batch, changed
+
+    def commit(self, flush: Flush, changed: dict[int, set[SeriesKey]]) -> Flush:
+        """Steps 2 and 3: checkpoint the partitions, then write the values of what changed."""
+        all_changed: set[SeriesKey] = set(self.pending_values)
+        for p, keys in changed.items():
+            part = self.parts[p]
+            store.write_partition(self.ch, self.version_set, part, keys, self.counters.get(p, {}))
+            written = self.written[p]
+            for k in keys:
+                written[k] = part.next_offset
+            all_changed |= keys
+            flush.series += len(keys)
+        self.pending_values.clear()
+        if all_changed:
+            self._refresh_foreign()
+            rows, updates = self.values(all_changed)
+            store.write_values(self.ch, rows)
+            flush.values = len(rows)
+            flush.updates = updates
+        return flush
+
+    def apply_archived(self, partition: int, records: list[tuple[int, list[tuple[int, CloudEvent]]]]) -> set:
+        """Apply events read back from the archive (already valid and archived): replay and catch-up."""
+        part = self.own(partition)
+        applied = self.engine.apply(part, records)
+        for source, n in applied.processed.items():
+            self._counter(partition, source)[0] += n
+        for source, n in applied.late.items():
+            self._counter(partition, source)[2] += n
+        return applied.changed
+
+    def process(self, records: list[RecordRef]) -> Flush:
+        """Both steps, for callers that do not publish to Kafka in between (tests, replay)."""
+        flush, _batch, changed = self.ingest(records)
+        return self.commit(flush, changed)
+
+    def _counter(self, partition: int, source: str) -> list[int]:
+        c = self.counters.setdefault(partition, {})
+        got = c.get(source)
+        if got is None:
+            got = c[source] = [0, 0, 0]
+        return got
+
+    # -- values -------------------------------------------------------------------------------------------
+    def _refresh_foreign(self) -> None:
+        for p in range(self.partitions):
+            if p in self.parts:
+                continue
+            since = self.foreign_at.get(p, 0)
+            rows, checkpoint = store.read_partition_since(
+                self.ch, self.version_set, p, since, self.engine.restore
+            )
+            cache = self.foreign.setdefault(p, {})
+            for key, at, st in rows:
+                cache[key] = (at, st)
+            self.foreign_at[p] = checkpoint
+
+    def _merged(self, key: SeriesKey) -> tuple[State | None, int]:
+        states: list[State] = []
+        version = 0
+        for p, part in self.parts.items():
+            st = part.series.get(key)
+            if st is not None:
+                states.append(st)
+                version += self.written[p].get(key, part.next_offset)
+        for cache in self.foreign.values():
+            got = cache.get(key)
+            if got is not None:
+                version += got[0]
+                states.append(got[1])
+        if not states:
+            return None, 0
+        return merged(states), version
+
+    def values(
+        self, changed: set[SeriesKey]
+    ) -> tuple[list[tuple[Any, ...]], dict[str, list[dict[str, Any]]]]:
+        memo: dict[ValueKey, tuple[float | None, int, int]] = {}
+        by_id = self.model.by_id
+
+        def value_of(key: ValueKey) -> tuple[float | None, int, int]:
+            got = memo.get(key)
+            if got is not None:
+                return got
+            ind = by_id.get(key[0])
+            if isinstance(ind, Spec):
+                st, version = self._merged(key)
+                out = (None, 0, 0) if st is None else (series_value(ind, st), st.count(), version)
+            elif isinstance(ind, Ratio):
+                nv, nn, nver = value_of((ind.numerator, *key[1:]))
+                dv, _dn, dver = value_of((ind.denominator, *key[1:]))
+                out = (ratio_value(ind, nv, dv), nn, nver + dver)
+            else:
+                out = (None, 0, 0)
+            memo[key] = out
+            return out
+
+        targets: set[ValueKey] = set(changed)
+        frontier = {k for k in changed}
+        while frontier:
+            nxt: set[ValueKey] = set()
+            for key in frontier:
+                for r in self.model.ratios_of.get(key[0], ()):
+                    if key[1] in r.cadences and self.levels.get(key[2]) in r.scopes:
+                        rk = (r.id, key[1], key[2], key[3])
+                        if rk not in targets:
+                            targets.add(rk)
+                            nxt.add(rk)
+            frontier = nxt
+        rows: list[tuple[Any, ...]] = []
+        updates: dict[str, list[dict[str, Any]]] = {}
+        now = int(time.time())
+        fields = self.model.fields
+        for key in targets:
+            value, n, version = value_of(key)
+            if value is None:
+                continue
+            prev = self.emitted.get(key)
+            if prev is not None and (prev[0] > version or (prev[0] == version and prev[1] == value)):
+                continue
+            self.emitted[key] = (version, value)
+            indicator, c, unit, period = key
+            level = self.levels.get(unit, "")
+            cadence = CADENCES[c]
+            rows.append(
+                (
+                    self.version_set,
+                    indicator,
+                    fields.get(indicator, ""),
+                    cadence,
+                    level,
+                    unit,
+                    period,
+                    period_start(period),
+                    value,
+                    n,
+                    version,
+                    now,
+                )
+            )
+            if prev is None or prev[1] != value:
+                updates.setdefault(unit, []).append(
+                    {
+                        "indicator": indicator,
+                        "cadence": cadence,
+                        "unit": unit,
+                        "level": level,
+                        "period": period,
+                        "value": value,
+                        "n": n,
+                        "version": version,
+                        "version_set": self.version_set,
+                    }
+                )
+        return rows, updates
+
+
+def encode_updates(updates: list[dict[str, Any]]) -> bytes:
+    return _enc.encode(updates)
+
+
+def monotonic_ms() -> int:
+    return int(time.monotonic() * 1000)

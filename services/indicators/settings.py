@@ -1,0 +1,23 @@
+"""Settings of the indicators service, from the environment (prefix IOC_INDICATORS_)."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class IndicatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IOC_INDICATORS_", extra="ignore")
+
+    app_id: str = "ioc-indicators"
+    # The boundary set a first live version is built under (later versions come from `ioc replay`).
+    boundary_set: str = "2024"
+    # How late an event may arrive, against the newest event time of its partition, and still count.
+    lateness_days: float = 7.0
+    # Reported figures are judged by report time; a yearly figure may come months after its year.
+    figure_lateness_days: float = 400.0
+    # A flush every `flush_s` seconds or `max_records` Kafka records (of up to 500 events each).
+    flush_s: float = 1.0
+    max_records: int = 400
+    log_every_s: float = 30.0
+    # How often a worker looks for a version set switched to by `ioc replay`.
+    version_check_s: float = 5.0

@@ -1,0 +1,323 @@
+"""Aggregation states of one series (indicator × cadence × unit × period), one kind per measure.
+
+A state is cumulative and deterministic: the state of a series in a Kafka partition after offset o is a
+function of that partition's events up to o, whatever the batching, the restarts and the worker. States of
+the same series from different partitions merge into the series' value. They are stored as compact JSON.
+
+The value of each measure is defined so that `ioc reconcile` can recompute it with SQL (services.indicators
+.reconcile): count of events; sum/avg/min/max of a numeric value field (events without a number there are
+not counted); distinct_count of the field's JSON value; quantile as ClickHouse's quantileExact (the element
+at index floor(q·n) of the sorted values); on_time_rate: share (× scale) of events whose done time is not
+after their due time. Reported figures keep the latest figure per (subject, period); `last` shows it, the
+other measures aggregate the latest figures.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class State:
+    __slots__ = ()
+    kind = ""
+
+    def add(self, values: list[Any]) -> None:
+        raise NotImplementedError
+
+    def merge(self, other: State) -> None:
+        raise NotImplementedError
+
+    def value(self) -> float | None:
+        raise NotImplementedError
+
+    def count(self) -> int:
+        raise NotImplementedError
+
+    def dump(self) -> list[Any]:
+        raise NotImplementedError
+
+    def copy(self) -> State:
+        s = new_state(self.kind)
+        s.merge(self)
+        return s
+
+
+def merged(states: list[State]) -> State:
+    """One state for a series from its partitions' states (the inputs are not changed)."""
+    if len(states) == 1:
+        return states[0]
+    first = states[0]
+    if isinstance(first, Count):
+        out = Count()
+        out.n = sum(s.n for s in states)  # type: ignore[attr-defined]
+        return out
+    if isinstance(first, Sum):
+        out2 = type(first)()
+        out2.n = sum(s.n for s in states)  # type: ignore[attr-defined]
+        out2.total = sum(s.total for s in states)  # type: ignore[attr-defined]
+        return out2
+    out3 = first.copy()
+    if hasattr(first, "q"):
+        out3.q = first.q  # type: ignore[attr-defined]
+    if hasattr(first, "measure"):
+        out3.measure = first.measure  # type: ignore[attr-defined]
+    for st in states[1:]:
+        out3.merge(st)
+    return out3
+
+
+class Count(State):
+    __slots__ = ("n",)
+    kind = "count"
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def add(self, values: list[Any]) -> None:
+        self.n += len(values)
+
+    def merge(self, other: State) -> None:
+        assert isinstance(other, Count)
+        self.n += other.n
+
+    def value(self) -> float | None:
+        return float(self.n)
+
+    def count(self) -> int:
+        return self.n
+
+    def dump(self) -> list[Any]:
+        return [self.n]
+
+    def load(self, d: list[Any]) -> None:
+        self.n = d[0]
+
+
+class Sum(State):
+    __slots__ = ("n", "total")
+    kind = "sum"
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.total = 0.0
+
+    def add(self, values: list[Any]) -> None:
+        self.n += len(values)
+        self.total += sum(values)
+
+    def merge(self, other: State) -> None:
+        assert isinstance(other, Sum)
+        self.n += other.n
+        self.total += other.total
+
+    def value(self) -> float | None:
+        return self.total
+
+    def count(self) -> int:
+        return self.n
+
+    def dump(self) -> list[Any]:
+        return [self.n, self.total]
+
+    def load(self, d: list[Any]) -> None:
+        self.n, self.total = d[0], float(d[1])
+
+
+class Avg(Sum):
+    __slots__ = ()
+    kind = "avg"
+
+    def value(self) -> float | None:
+        return self.total / self.n if self.n else None
+
+
+class OnTimeRate(Sum):
+    """total = events on time; value = share × scale (the scale is applied by the caller)."""
+
+    __slots__ = ()
+    kind = "on_time_rate"
+
+    def value(self) -> float | None:
+        return self.total / self.n if self.n else None
+
+
+class Min(State):
+    __slots__ = ("n", "low")
+    kind = "min"
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.low: float | None = None
+
+    def add(self, values: list[Any]) -> None:
+        m = min(values)
+        self.low = m if self.low is None or m < self.low else self.low
+        self.n += len(values)
+
+    def merge(self, other: State) -> None:
+        assert isinstance(other, Min)
+        if other.n:
+            self.add([other.low])
+            self.n += other.n - 1  # add() counted the merged value once
+
+    def value(self) -> float | None:
+        return self.low
+
+    def count(self) -> int:
+        return self.n
+
+    def dump(self) -> list[Any]:
+        return [self.n, self.low]
+
+    def load(self, d: list[Any]) -> None:
+        self.n, self.low = d[0], d[1]
+
+
+class Max(Min):
+    __slots__ = ()
+    kind = "max"
+
+    def add(self, values: list[Any]) -> None:
+        m = max(values)
+        self.low = m if self.low is None or m > self.low else self.low
+        self.n += len(values)
+
+
+class DistinctCount(State):
+    __slots__ = ("n", "items")
+    kind = "distinct_count"
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.items: set[str] = set()
+
+    def add(self, values: list[Any]) -> None:
+        self.n += len(values)
+        self.items.update(values)
+
+    def merge(self, other: State) -> None:
+        assert isinstance(other, DistinctCount)
+        self.n += other.n
+        self.items |= other.items
+
+    def value(self) -> float | None:
+        return float(len(self.items))
+
+    def count(self) -> int:
+        return self.n
+
+    def dump(self) -> list[Any]:
+        return [self.n, sorted(self.items)]
+
+    def load(self, d: list[Any]) -> None:
+        self.n, self.items = d[0], set(d[1])
+
+
+class Quantile(State):
+    """Exact: keeps the values (quantile indicators are few and province-wide)."""
+
+    __slots__ = ("values", "q")
+    kind = "quantile"
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.q = 0.5
+
+    def add(self, values: list[Any]) -> None:
+        self.values.extend(values)
+
+    def merge(self, other: State) -> None:
+        assert isinstance(other, Quantile)
+        self.values.extend(other.values)
+
+    def value(self) -> float | None:
+        if not self.values:
+            return None
+        s = sorted(self.values)
+        return s[min(int(self.q * len(s)), len(s) - 1)]
+
+    def count(self) -> int:
+        return len(self.values)
+
+    def dump(self) -> list[Any]:
+        return sorted(self.values)
+
+    def load(self, d: list[Any]) -> None:
+        self.values = list(d)
+
+
+class Figures(State):
+    """Reported figures: the latest (by report time, then event id) per (subject, period)."""
+
+    __slots__ = ("latest", "measure")
+    kind = "figures"
+
+    def __init__(self) -> None:
+        self.latest: dict[str, tuple[int, str, float]] = {}
+        self.measure = "last"
+
+    def add(self, values: list[Any]) -> None:
+        for key, stamp, event_id, value in values:
+            cur = self.latest.get(key)
+            if cur is None or (stamp, event_id) > (cur[0], cur[1]):
+                self.latest[key] = (stamp, event_id, value)
+
+    def merge(self, other: State) -> None:
+        assert isinstance(other, Figures)
+        self.add([(k, *v) for k, v in other.latest.items()])
+
+    def value(self) -> float | None:
+        vals = [v[2] for v in self.latest.values()]
+        if not vals:
+            return None
+        m = self.measure
+        if m == "last":
+            return max(self.latest.values())[2]
+        if m == "sum":
+            return float(sum(vals))
+        if m == "min":
+            return float(min(vals))
+        if m == "max":
+            return float(max(vals))
+        if m == "count":
+            return float(len(vals))
+        if m == "avg":
+            return sum(vals) / len(vals)
+        if m == "distinct_count":
+            return float(len(set(vals)))
+        if m == "quantile":
+            s = sorted(vals)
+            return s[min(int(0.5 * len(s)), len(s) - 1)]
+        raise ValueError(m)
+
+    def count(self) -> int:
+        return len(self.latest)
+
+    def dump(self) -> list[Any]:
+        return [[k, *v] for k, v in sorted(self.latest.items())]
+
+    def load(self, d: list[Any]) -> None:
+        self.latest = {k: (s, i, v) for k, s, i, v in d}
+
+
+KINDS: dict[str, type] = {
+    "count": Count,
+    "sum": Sum,
+    "avg": Avg,
+    "on_time_rate": OnTimeRate,
+    "min": Min,
+    "max": Max,
+    "distinct_count": DistinctCount,
+    "quantile": Quantile,
+    "figures": Figures,
+}
+
+
+def new_state(kind: str) -> Any:
+    return KINDS[kind]()
+
+
+def load_state(kind: str, dumped: list[Any]) -> Any:
+    s = new_state(kind)
+    s.load(dumped)
+    return s
