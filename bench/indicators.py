@@ -20,27 +20,12 @@ from typing import Any
 
 from bench._stack import private_stack
 from ioccore.clickhouse import connect
+from ioccore.kafka import end_offsets
 from ioccore.settings import REPO_ROOT
 from ioccore.topics import EVENTS
+from services.indicators import store
 
 EVENTS_PER_DAY = 38_000  # department events per simulated day (hotline calls go to their own topic)
-
-
-async def _end_offsets() -> dict[int, int]:
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.structs import TopicPartition
-
-    from ioccore.kafka import bootstrap
-
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap())
-    await c.start()
-    try:
-        await c.topics()
-        parts = c.partitions_for_topic(EVENTS) or set()
-        ends = await c.end_offsets([TopicPartition(EVENTS, p) for p in parts])
-        return {tp.partition: off for tp, off in ends.items()}
-    finally:
-        await c.stop()
 
 
 async def _baseline() -> tuple[int, float]:
@@ -48,7 +33,7 @@ async def _baseline() -> tuple[int, float]:
 
     from ioccore.kafka import consumer
 
-    ends = await _end_offsets()
+    ends = await end_offsets(EVENTS)
     want = sum(ends.values())
     count = records = 0
     async with consumer(EVENTS, group_id="bench-baseline") as cons:
@@ -90,10 +75,8 @@ def _worker_run(ends: dict[int, int]) -> tuple[float, float, int]:
     try:
         t0 = None
         while True:
-            rows = ch.execute(
-                "SELECT partition, max(next_offset) FROM indicator_partials WHERE indicator = '' GROUP BY partition"
-            )
-            cps = {int(p): int(o) for p, o in rows}
+            active = store.active_version(ch)
+            cps = store.checkpoints(ch, active["version_set"]) if active else {}
             if t0 is None and cps:
                 t0 = time.monotonic()
             if all(cps.get(p, 0) >= o for p, o in want.items()):
@@ -128,7 +111,7 @@ def run(events: int = 200_000) -> dict[str, Any]:
              "--out", "kafka", "--no-progress"],
             check=True, cwd=REPO_ROOT, env=os.environ.copy(), capture_output=True,
         )  # fmt: skip
-        ends = asyncio.run(_end_offsets())
+        ends = asyncio.run(end_offsets(EVENTS))
         n, baseline = asyncio.run(_baseline())
         elapsed, rss, values = _worker_run(ends)
     rate = n / elapsed if elapsed > 0 else float("nan")

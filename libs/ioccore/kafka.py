@@ -198,6 +198,22 @@ async def consumer(
             await asyncio.wait_for(cons.stop(), timeout=10)
 
 
+async def end_offsets(topic: str, bootstrap_servers: str | None = None) -> dict[int, int]:
+    """Partition -> the offset the next record of `topic` will get (its record count on a fresh topic)."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers or bootstrap())
+    await c.start()
+    try:
+        await c.topics()
+        parts = c.partitions_for_topic(topic) or set()
+        ends = await c.end_offsets([TopicPartition(topic, p) for p in parts])
+        return {tp.partition: off for tp, off in ends.items()}
+    finally:
+        await c.stop()
+
+
 def delete_topics(
     names: Iterable[str], bootstrap_servers: str | None = None, timeout_s: float = 10.0
 ) -> None:

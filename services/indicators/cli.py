@@ -29,14 +29,13 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Versions, checkpoints and the processed / dead-lettered / late counters per source."""
     from ioccore.clickhouse import connect
     from services.indicators import store
-    from services.indicators.replay import checkpoints
 
     ch = connect()
     active = store.active_version(ch)
     doc = {
         "active": active,
         "versions": store.versions(ch),
-        "checkpoints": checkpoints(ch, active["version_set"]) if active else {},
+        "checkpoints": store.checkpoints(ch, active["version_set"]) if active else {},
         "counters": store.partition_counters(ch, active["version_set"]) if active else {},
     }
     if as_json:

@@ -18,7 +18,6 @@ import msgspec
 from ioccore.contracts import CloudEvent
 from services.indicators.model import (
     CADENCE_RANK,
-    CADENCES,
     Boundaries,
     Model,
     Ratio,
@@ -120,6 +119,7 @@ class Engine:
         self.lateness = lateness or Lateness()
         self.spec_of_index = {s.id: s for s in model.specs}
         self.plans = {t: _plan(specs) for t, specs in model.by_type.items()}
+        self.spec_pos = {id(s): i for i, s in enumerate(model.specs)}
 
     def make_state(self, indicator_id: str) -> State:
         return make_state(self.spec_of_index[indicator_id])
@@ -144,7 +144,7 @@ class Engine:
         units_of = self.bounds.rollup
         late_events, late_figures = self.lateness.events_s, self.lateness.figures_s
         specs = self.model.specs
-        spec_pos = {id(s): i for i, s in enumerate(specs)}
+        spec_pos = self.spec_pos
         plans = self.plans
         for offset, items in records:
             if offset < part.next_offset:
@@ -317,35 +317,3 @@ def ratio_value(ratio: Ratio, num: float | None, den: float | None) -> float | N
     if num is None or den is None or den == 0:
         return None
     return num / den * ratio.scale
-
-
-def ratio_closure(model: Model, ids: Iterable[str]) -> list[Ratio]:
-    """Ratios that depend (directly or through other ratios) on the given indicator ids, parts first."""
-    out: list[Ratio] = []
-    seen: set[str] = set()
-    frontier = list(ids)
-    while frontier:
-        nxt = []
-        for iid in frontier:
-            for r in model.ratios_of.get(iid, ()):
-                if r.id not in seen:
-                    seen.add(r.id)
-                    out.append(r)
-                    nxt.append(r.id)
-        frontier = nxt
-    # order so that a ratio comes after the ratios it uses
-    order = {r.id: i for i, r in enumerate(out)}
-    changed = True
-    while changed:
-        changed = False
-        for r in list(out):
-            for part in (r.numerator, r.denominator):
-                if part in order and order[part] > order[r.id]:
-                    out.remove(r)
-                    out.append(r)
-                    order = {x.id: i for i, x in enumerate(out)}
-                    changed = True
-    return out
-
-
-CADENCE_NAMES = CADENCES

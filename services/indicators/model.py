@@ -176,10 +176,6 @@ class Model:
     ratios_of: dict[str, list[Ratio]] = field(default_factory=dict)  # part id -> ratios using it
     fields: dict[str, str] = field(default_factory=dict)  # indicator id -> field
 
-    @property
-    def event_types(self) -> set[str]:
-        return set(self.by_type)
-
 
 def _filter(raw: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     out: list[tuple[str, Any]] = []

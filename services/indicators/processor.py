@@ -114,7 +114,7 @@ class Processor:
                 log.info("indicators.partition_released", partition=p)
 
     # -- one flush ----------------------------------------------------------------------------------------
-    def ingest(self, records: list[RecordRef], now: dt.datetime | None = None) -> tuple[Flush, Batch, dict]:
+    def ingest(self, records: list[RecordRef], now: dt.datetime | None = None) -> tuple[Flush, dict]:
         """Steps 1a: decode, apply to partition states, build archive and dead-letter rows, write them."""
         now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
         flush = Flush(records=len(records))
@@ -161,7 +161,7 @@ class Processor:
         flush.dead_lettered = batch.rejected
         flush.dead_records = batch.dead_records
         write_batch(self.ch, batch)
-        return flush, batch, changed
+        return flush, changed
 
     def commit(self, flush: Flush, changed: dict[int, set[SeriesKey]]) -> Flush:
         """Steps 2 and 3: checkpoint the partitions, then write the values of what changed."""
@@ -195,7 +195,7 @@ class Processor:
 
     def process(self, records: list[RecordRef]) -> Flush:
         """Both steps, for callers that do not publish to Kafka in between (tests, replay)."""
-        flush, _batch, changed = self.ingest(records)
+        flush, changed = self.ingest(records)
         return self.commit(flush, changed)
 
     def _counter(self, partition: int, source: str) -> list[int]:
@@ -321,7 +321,3 @@ class Processor:
 
 def encode_updates(updates: list[dict[str, Any]]) -> bytes:
     return _enc.encode(updates)
-
-
-def monotonic_ms() -> int:
-    return int(time.monotonic() * 1000)

@@ -177,7 +177,6 @@ def recompute(
 ) -> dict[Key, float]:
     units = unit_params(bounds)
     out: dict[Key, float] = {}
-    parts: dict[Key, list[float]] = {}
     specs = model.specs
     for i, spec in enumerate(specs):
         sql, params = spec_query(spec)
@@ -187,7 +186,6 @@ def recompute(
             out[(spec.id, cadence, unit, period)] = float(value)
         if progress:
             progress(i + 1, len(specs) + 1)
-    del parts
     # ratios, parts first (a ratio may use another ratio)
     pending: list[Ratio] = list(model.ratios)
     done = {s.id for s in specs}

@@ -94,15 +94,6 @@ def archived_records(
         lo = hi
 
 
-def checkpoints(ch: ClickHouse, version_set: str) -> dict[int, int]:
-    rows = ch.execute(
-        "SELECT partition, max(next_offset) FROM indicator_partials "
-        "WHERE version_set = %(v)s AND indicator = '' GROUP BY partition",
-        {"v": version_set},
-    )
-    return {int(p): int(o) for p, o in rows}
-
-
 def catch_up(
     proc: Processor, partition: int, stop: int | None = None, progress: Callable[[int], None] | None = None
 ) -> int:
@@ -150,7 +141,7 @@ def replay(
     model: Model = compile_model(catalog)
     bounds = boundaries(catalog, boundary_set)  # raises ValueError for an unknown set
     active = store.active_version(ch)
-    cutoffs = checkpoints(ch, active["version_set"]) if active else {}
+    cutoffs = store.checkpoints(ch, active["version_set"]) if active else {}
     version_set = name or next_version_name(ch, boundary_set)
     if any(v["version_set"] == version_set for v in store.versions(ch)):
         raise ValueError(f"version set {version_set!r} exists already: choose another --name")

@@ -156,6 +156,16 @@ def read_partition_since(
     return out, checkpoint
 
 
+def checkpoints(ch: ClickHouse, version_set: str) -> dict[int, int]:
+    """Partition -> next offset of its last checkpoint."""
+    rows = ch.execute(
+        "SELECT partition, max(next_offset) FROM indicator_partials "
+        "WHERE version_set = %(v)s AND indicator = '' GROUP BY partition",
+        {"v": version_set},
+    )
+    return {int(p): int(o) for p, o in rows}
+
+
 def partition_counters(ch: ClickHouse, version_set: str) -> dict[str, dict[str, int]]:
     """processed / dead_lettered / late per source, summed over the partitions' checkpoints."""
     rows = ch.execute(

@@ -98,7 +98,7 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
                 for e in batch
             ]
             try:
-                flush, _b, changed = await asyncio.to_thread(proc.ingest, records)
+                flush, changed = await asyncio.to_thread(proc.ingest, records)
                 for key, raw, reason in flush.dead_records:
                     await producer.send(
                         DEADLETTER, key, raw, None, None, [("reason", reason.encode()[:4000])]
@@ -121,7 +121,6 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
                 log.info("indicators.progress", **totals)
                 last_log = time.monotonic()
 
-    app.conf.indicators_state = state
     return app
 
 

@@ -23,6 +23,7 @@ import uuid
 import pytest
 
 from ioccore.clickhouse import connect
+from ioccore.kafka import end_offsets
 from ioccore.settings import REPO_ROOT, get_settings
 from ioccore.testing import with_database
 from ioccore.topics import EVENTS
@@ -33,25 +34,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 DAYS = 2
 BAD_RATE = 0.002
-
-
-async def _end_offsets() -> dict[int, int]:
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.structs import TopicPartition
-
-    from ioccore.kafka import bootstrap
-
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap())
-    await c.start()
-    try:
-        parts = c.partitions_for_topic(EVENTS) or set()
-        if not parts:
-            await c.topics()
-            parts = c.partitions_for_topic(EVENTS) or set()
-        ends = await c.end_offsets([TopicPartition(EVENTS, p) for p in parts])
-        return {tp.partition: off for tp, off in ends.items()}
-    finally:
-        await c.stop()
 
 
 @pytest.fixture(scope="module")
@@ -84,14 +66,14 @@ def traffic(stack_env, tmp_path_factory):
         env=os.environ.copy(),
         capture_output=True,
     )
-    return json.loads(stats.read_text()), asyncio.run(_end_offsets())
+    return json.loads(stats.read_text()), asyncio.run(end_offsets(EVENTS))
 
 
 async def _events_on_topic() -> int:
     """Events in ioc.events: a JSON array record counts its elements, anything else counts one."""
     from ioccore.kafka import consumer
 
-    ends = await _end_offsets()
+    ends = await end_offsets(EVENTS)
     total, seen = 0, 0
     async with consumer(EVENTS, group_id=f"count-{uuid.uuid4().hex[:8]}") as c:
         while seen < sum(ends.values()):
@@ -146,14 +128,7 @@ def _worker(db: Database, app_id: str, log_path, max_records: int = 20) -> subpr
 
 def _checkpoints(db: Database) -> dict[int, int]:
     active = store.active_version(db.ch)
-    if active is None:
-        return {}
-    rows = db.ch.execute(
-        "SELECT partition, max(next_offset) FROM indicator_partials WHERE version_set = %(v)s AND indicator = '' "
-        "GROUP BY partition",
-        {"v": active["version_set"]},
-    )
-    return {int(p): int(o) for p, o in rows}
+    return store.checkpoints(db.ch, active["version_set"]) if active else {}
 
 
 def _wait_done(
