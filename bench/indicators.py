@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from bench._stack import private_stack
@@ -24,6 +25,7 @@ from ioccore.kafka import end_offsets
 from ioccore.settings import REPO_ROOT
 from ioccore.topics import EVENTS
 from services.indicators import store
+from services.indicators.worker import values_through
 
 EVENTS_PER_DAY = 38_000  # department events per simulated day (hotline calls go to their own topic)
 
@@ -62,36 +64,35 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _worker_run(ends: dict[int, int]) -> tuple[float, float, int]:
+def _worker_run(ends: dict[int, int], log_path: Path) -> tuple[float, float, int]:
     ch = connect()
     want = {p: o for p, o in ends.items() if o}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ioccore.cli", "indicators", "worker"],
-        cwd=REPO_ROOT,
-        env={**os.environ, "IOC_INDICATORS_APP_ID": "bench-indicators"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ioccore.cli", "indicators", "worker"],
+            cwd=REPO_ROOT,
+            env={
+                **os.environ,
+                "IOC_INDICATORS_APP_ID": "bench-indicators",
+                "IOC_INDICATORS_LOG_FLUSHES": "true",
+            },
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         t0 = None
-        while True:
-            active = store.active_version(ch)
-            cps = store.checkpoints(ch, active["version_set"]) if active else {}
-            if t0 is None and cps:
-                t0 = time.monotonic()
-            if all(cps.get(p, 0) >= o for p, o in want.items()):
+        while True:  # from the first checkpoint until every partition's values are written to its end
+            if t0 is None:
+                active = store.active_version(ch)
+                if active and store.checkpoints(ch, active["version_set"]):
+                    t0 = time.monotonic()
+            done = values_through(log_path.read_text(errors="replace"))
+            if all(done.get(p, 0) >= o for p, o in want.items()):
                 break
             if proc.poll() is not None:
-                raise RuntimeError(f"the worker exited with {proc.returncode}")
+                raise RuntimeError(f"the worker exited with {proc.returncode}; see {log_path}")
             time.sleep(0.05)
-        last = None
-        while True:  # the last flush's values follow its checkpoint
-            n = ch.execute("SELECT count() FROM indicator_values")[0][0]
-            if n == last:
-                break
-            last = n
-            time.sleep(0.2)
-        elapsed = time.monotonic() - (t0 or time.monotonic()) - 0.2
+        elapsed = time.monotonic() - (t0 or time.monotonic())
         rss = _peak_rss_mb(proc.pid)
         values = int(ch.execute("SELECT count() FROM indicator_values FINAL")[0][0])
         return elapsed, rss, values
@@ -113,7 +114,7 @@ def run(events: int = 200_000) -> dict[str, Any]:
         )  # fmt: skip
         ends = asyncio.run(end_offsets(EVENTS))
         n, baseline = asyncio.run(_baseline())
-        elapsed, rss, values = _worker_run(ends)
+        elapsed, rss, values = _worker_run(ends, Path(os.environ["IOC_HOME"]) / "indicators-worker.log")
     rate = n / elapsed if elapsed > 0 else float("nan")
     return {
         "events": n,

@@ -19,5 +19,7 @@ class IndicatorSettings(BaseSettings):
     flush_s: float = 1.0
     max_records: int = 400
     log_every_s: float = 30.0
+    # Log `indicators.flushed` with each owned partition's offset once its values are written (tests, bench).
+    log_flushes: bool = False
     # How often a worker looks for a version set switched to by `ioc replay`.
     version_check_s: float = 5.0

@@ -10,6 +10,7 @@ the flush wrote everything; Faust then commits their offsets. Agent concurrency 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from typing import Any
@@ -46,6 +47,23 @@ def build_processor(settings: IndicatorSettings, ch: Any | None = None) -> Proce
     )
     partitions = load_topics()[EVENTS].partitions
     return Processor(ch, catalog.contracts, engine, version["version_set"], partitions, EVENTS)
+
+
+def values_through(log_text: str) -> dict[int, int]:
+    """From the JSON log lines of workers run with IOC_INDICATORS_LOG_FLUSHES=true: partition -> the offset
+    below which every record's values are written (the most any worker reported)."""
+    out: dict[int, int] = {}
+    for line in log_text.splitlines():
+        start = line.find('{"values_through"')
+        if start < 0:
+            continue  # (Faust's log handler may prefix the JSON with a time and a level)
+        try:
+            doc = json.loads(line[start:])
+        except ValueError:
+            continue
+        for p, off in doc.get("values_through", {}).items():
+            out[int(p)] = max(out.get(int(p), 0), int(off))
+    return out
 
 
 def _follow_active_version(proc: Processor, settings: IndicatorSettings) -> Processor:
@@ -115,6 +133,11 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
                 # State in memory may be ahead of ClickHouse: stop, restart from the checkpoints.
                 log.exception("indicators.flush_failed")
                 os._exit(3)
+            if settings.log_flushes:
+                log.info(
+                    "indicators.flushed",
+                    values_through={str(p): s.next_offset for p, s in proc.parts.items()},
+                )
             for k in totals:
                 totals[k] += getattr(flush, k)
             if time.monotonic() - last_log >= settings.log_every_s:

@@ -29,6 +29,7 @@ from ioccore.testing import with_database
 from ioccore.topics import EVENTS
 from services.indicators import store
 from services.indicators.reconcile import close
+from services.indicators.worker import values_through
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -116,6 +117,7 @@ def _worker(db: Database, app_id: str, log_path, max_records: int = 20) -> subpr
         "IOC_INDICATORS_APP_ID": app_id,
         "IOC_INDICATORS_MAX_RECORDS": str(max_records),
         "IOC_INDICATORS_FLUSH_S": "0.5",
+        "IOC_INDICATORS_LOG_FLUSHES": "true",
     }
     return subprocess.Popen(
         [sys.executable, "-m", "ioccore.cli", "indicators", "worker"],
@@ -134,26 +136,18 @@ def _checkpoints(db: Database) -> dict[int, int]:
 def _wait_done(
     db: Database, ends: dict[int, int], procs: list[subprocess.Popen], logs: list, timeout: float = 240
 ) -> None:
+    """Until every partition's values are written up to its end offset (the workers log it per flush)."""
     deadline = time.monotonic() + timeout
     want = {p: o for p, o in ends.items() if o > 0}
     while time.monotonic() < deadline:
-        cps = _checkpoints(db)
-        if all(cps.get(p, 0) >= o for p, o in want.items()):
-            break
+        done = values_through("".join(log.read_text(errors="replace") for log in logs if log.exists()))
+        if all(done.get(p, 0) >= o for p, o in want.items()):
+            return
         assert all(p.poll() is None for p in procs), "a worker died: " + "".join(
             log.read_text()[-3000:] for log in logs
         )
         time.sleep(0.5)
-    else:
-        raise AssertionError(f"workers did not finish: checkpoints {_checkpoints(db)} vs end offsets {want}")
-    # the values of the last flush follow its checkpoint: wait until they stop changing
-    last = None
-    for _ in range(40):
-        n = db.ch.execute("SELECT count(), sum(version) FROM indicator_values")[0]
-        if n == last:
-            return
-        last = n
-        time.sleep(1.0)
+    raise AssertionError(f"workers did not finish: checkpoints {_checkpoints(db)} vs end offsets {want}")
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
