@@ -159,9 +159,7 @@ def main() -> None:
             "# Data (contracts/rules/rule.schema.json), checked by `ioc catalog check`; first written by\n"
             "# scripts/gen_rules.py from the catalog targets and the simulator's volumes, edited as data since.\n"
         )
-        body = yaml.safe_dump(
-            {"field": code, "rules": rules}, allow_unicode=True, sort_keys=False, width=200
-        )
+        body = yaml.safe_dump({"field": code, "rules": rules}, allow_unicode=True, sort_keys=False, width=200)
         (out_dir / f"{code}.yaml").write_text(header + body, encoding="utf-8")
         print(f"{code}: {len(rules)} rules")
 

@@ -554,7 +554,9 @@ class _Reader:
                 rule = {**copy.deepcopy(doc.get("defaults") or {}), **raw, "field": doc["field"]}
                 loc = Location(self.rel(rel), line_of(raw))
                 if rule["id"] in where:
-                    self.problem(rel, loc.line, f"rule {rule['id']}: duplicate id, first at {where[rule['id']]}")
+                    self.problem(
+                        rel, loc.line, f"rule {rule['id']}: duplicate id, first at {where[rule['id']]}"
+                    )
                     continue
                 where[rule["id"]] = loc
                 rules.append(rule)
@@ -1123,7 +1125,9 @@ def _rule_problems(rule: dict[str, Any], ind: Indicator | None, units: set[str])
             m = {**cond, **b}
             if not {"low", "high"} <= set(m):
                 yield f"{what}: an outside rule needs low and high"
-            elif not (m.get("clear_low", m["low"]) >= m["low"] and m.get("clear_high", m["high"]) <= m["high"]):
+            elif not (
+                m.get("clear_low", m["low"]) >= m["low"] and m.get("clear_high", m["high"]) <= m["high"]
+            ):
                 yield f"{what}: the clear band must lie inside [low, high] (hysteresis)"
             elif m["low"] > m["high"]:
                 yield f"{what}: low must not be above high"
@@ -1146,4 +1150,3 @@ def _check_rules(ch: _Checker) -> None:
         for f in s.get("fields") or ():
             if f not in ch.known_fields:
                 ch.at(loc, f"silence {s['id']}: unknown field {f}")
-

@@ -36,14 +36,18 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         print(json.dumps(doc, ensure_ascii=False))
         return
     out.print(f"Luật / rules: {doc['rules']}")
-    out.print("Theo trạng thái / by state: " + ", ".join(f"{k} {v}" for k, v in sorted(doc["by_state"].items())))
+    out.print(
+        "Theo trạng thái / by state: " + ", ".join(f"{k} {v}" for k, v in sorted(doc["by_state"].items()))
+    )
     for k, v in doc["open_by_district"].items():
         out.print(f"  đang mở / open {k:<16} {v}")
 
 
 @alerts_app.command("list")
 def list_alerts(
-    district: Annotated[str | None, typer.Option(help="District code (74: the province's own units).")] = None,
+    district: Annotated[
+        str | None, typer.Option(help="District code (74: the province's own units).")
+    ] = None,
     state: Annotated[str | None, typer.Option(help="firing | acknowledged | assigned | resolved")] = None,
     severity: Annotated[str | None, typer.Option(help="info | warning | critical")] = None,
     field: Annotated[str | None, typer.Option(help="One of the 27 fields.")] = None,

@@ -19,7 +19,6 @@ a snapshot of the alert after the event plus actor, reason, note, command_id.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,13 +36,22 @@ from services.alerts.rules import (
     iso,
     judge,
     parse_recurring,
-    prev_start,
+    prev_iso,
 )
 
 SYSTEM = "system"
 STATES = ("firing", "acknowledged", "assigned", "resolved")
 OPEN = frozenset({"firing", "acknowledged", "assigned"})
-TRANSITIONS = ("raised", "reopened", "acknowledged", "assigned", "commented", "escalated", "silenced", "resolved")
+TRANSITIONS = (
+    "raised",
+    "reopened",
+    "acknowledged",
+    "assigned",
+    "commented",
+    "escalated",
+    "silenced",
+    "resolved",
+)
 # transition -> (states it may follow (None: no alert yet), state after; None: unchanged)
 ALLOWED: dict[str, tuple[frozenset[str | None], str | None]] = {
     "raised": (frozenset({None}), "firing"),
@@ -148,10 +156,9 @@ def fold(events: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Alert]:
 
 @dataclass
 class Series:
-    """What the core remembers of one rule × unit's indicator series: values per period (label -> (first
-    day, value)), since when the condition holds (duration rules), and when each period was first reported."""
+    """What the core remembers of one rule × unit's indicator series: the values of its last periods, since when the condition holds (duration rules), and when each period was first reported."""
 
-    values: dict[str, tuple[str, float]] = field(default_factory=dict)
+    values: dict[str, float] = field(default_factory=dict)  # first day of a period -> its value
     newest: str = ""  # first day of the newest period seen
     pending_since: float | None = None
     pending: tuple[float, float | None, str, str] | None = None  # value, threshold, reason, period
@@ -206,7 +213,9 @@ class Core:
             if cur is None or _seq(aid) >= _seq(cur):
                 self.latest[key] = aid
             if data.get("command_id"):
-                self.commands[data["command_id"]] = _result(data["command_id"], alert, "applied", data["reason"])
+                self.commands[data["command_id"]] = _result(
+                    data["command_id"], alert, "applied", data["reason"]
+                )
 
     def open_alert(self, rule_id: str, unit: str) -> Alert | None:
         aid = self.latest.get((rule_id, unit))
@@ -222,9 +231,7 @@ class Core:
             per_alert = a.silenced_until is not None
         return per_alert or any(m.covers(a.district, a.field, now) for m in self.maintenance)
 
-    def _event(
-        self, transition: str, a: Alert, now: float, actor: str, reason: str, **extra: Any
-    ) -> Event:
+    def _event(self, transition: str, a: Alert, now: float, actor: str, reason: str, **extra: Any) -> Event:
         data = a.snapshot()
         data.update(
             version=a.version + 1,
@@ -257,11 +264,7 @@ class Core:
         unit = u["unit"]
         s = self.series.setdefault((rule.id, unit), Series())
         period, start, value = u["period"], u["period_start"], float(u["value"])
-        s.values[period] = (start, value)
-        s.reported_at.setdefault(period, now)
-        if len(s.values) > self.keep:
-            for p, _ in sorted(s.values.items(), key=lambda kv: kv[1][0])[: len(s.values) - self.keep]:
-                del s.values[p]
+        self._remember(s, period, start, value, now)
         if start < s.newest:
             return []  # a late update of an older window: remembered, not judged
         s.newest = start
@@ -278,7 +281,16 @@ class Core:
         if current is not None:
             if last.kind == CLEAR:
                 return [
-                    self._event("resolved", current, now, SYSTEM, last.reason, state="resolved", value=value, period=period)
+                    self._event(
+                        "resolved",
+                        current,
+                        now,
+                        SYSTEM,
+                        last.reason,
+                        state="resolved",
+                        value=value,
+                        period=period,
+                    )
                 ]
             return []
         if last.kind != BREACH:
@@ -292,17 +304,30 @@ class Core:
             return []
         return [self._fire(rule, unit, u["level"], value, last.threshold, last.reason, period, now)]
 
+    def _remember(self, s: Series, period: str, start: str, value: float, at: float) -> None:
+        s.values[start] = value
+        if period not in s.reported_at:
+            s.reported_at[period] = at
+        if len(s.values) > self.keep:
+            for old in sorted(s.values)[: len(s.values) - self.keep]:
+                del s.values[old]
+        if len(s.reported_at) > self.keep:
+            for old in sorted(s.reported_at)[: len(s.reported_at) - self.keep]:
+                del s.reported_at[old]
+
     def _window_verdicts(self, rule: Rule, unit: str, level: str, s: Series) -> list:
         """Verdicts of the newest `for_windows` consecutive windows, oldest first (fewer when missing)."""
-        by_start = dict(s.values.values())
-        start = dt.date.fromisoformat(s.newest)
+        values = s.values
+        if rule.for_windows == 1 and rule.kind != "change":
+            return [judge(rule, unit, level, values[s.newest], None)]
+        start = s.newest
         out = []
         for _ in range(max(1, rule.for_windows)):
-            v = by_start.get(start.isoformat())
+            v = values.get(start)
             if v is None:
                 break
-            p = prev_start(rule.cadence, start)
-            out.append(judge(rule, unit, level, v, by_start.get(p.isoformat())))
+            p = prev_iso(rule.cadence, start)
+            out.append(judge(rule, unit, level, v, values.get(p)))
             start = p
         return list(reversed(out))
 
@@ -462,22 +487,25 @@ class Core:
                     out.append(self._fire(rule, unit, info.level, None, None, why, period, now))
         reports = []
         for (fld, cadence, period), (on_time, expected) in sorted(figures.items()):
-            if expected and cadence in ("month", "quarter", "year") and self.timeliness_sent.get((fld, cadence)) != period:
+            if (
+                expected
+                and cadence in ("month", "quarter", "year")
+                and self.timeliness_sent.get((fld, cadence)) != period
+            ):
                 self.timeliness_sent[(fld, cadence)] = period
                 value = round(100.0 * on_time / expected, 2)
                 reports.append({"field": fld, "cadence": cadence, "period": period, "value": value})
         return out, reports
 
-    def note_reported(self, rule_id: str, unit: str, period: str, start: str, value: float, at: float) -> None:
+    def note_reported(
+        self, rule_id: str, unit: str, period: str, start: str, value: float, at: float
+    ) -> None:
         """Prime the memory with a value already stored (at start, from indicator_values)."""
         s = self.series.setdefault((rule_id, unit), Series())
-        s.values[period] = (start, value)
         s.reported_at[period] = min(at, s.reported_at.get(period, at))
+        self._remember(s, period, start, value, at)
         if start > s.newest:
             s.newest = start
-        if len(s.values) > self.keep:
-            for p, _ in sorted(s.values.items(), key=lambda kv: kv[1][0])[: len(s.values) - self.keep]:
-                del s.values[p]
 
 
 def _seq(alert_id: str) -> int:

@@ -7,7 +7,9 @@ Everything here is pure: the verdict of a value against a rule, period arithmeti
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 PROVINCE = "74"
@@ -62,7 +64,11 @@ class Rule:
 class Verdict:
     kind: str  # BREACH | CLEAR | HOLD | UNKNOWN
     threshold: float | None = None
-    reason: str = ""
+    why: Callable[[], str] | None = None  # the reason, written only when an event needs it
+
+    @property
+    def reason(self) -> str:
+        return self.why() if self.why else ""
 
 
 def _num(v: float) -> str:
@@ -76,26 +82,62 @@ def judge(rule: Rule, unit: str, level: str, value: float, prev: float | None) -
     if k == "above":
         assert b.threshold is not None and b.clear is not None
         if value > b.threshold:
-            return Verdict(BREACH, b.threshold, f"Giá trị {_num(value)} vượt ngưỡng {_num(b.threshold)} / value {_num(value)} above threshold {_num(b.threshold)}")
+            return Verdict(
+                BREACH,
+                b.threshold,
+                lambda: (
+                    f"Giá trị {_num(value)} vượt ngưỡng {_num(b.threshold)} / value {_num(value)} above threshold {_num(b.threshold)}"
+                ),
+            )
         if value <= b.clear:
-            return Verdict(CLEAR, b.clear, f"Giá trị {_num(value)} về dưới ngưỡng phục hồi {_num(b.clear)} / value {_num(value)} back at or below the clear threshold {_num(b.clear)}")
+            return Verdict(
+                CLEAR,
+                b.clear,
+                lambda: (
+                    f"Giá trị {_num(value)} về dưới ngưỡng phục hồi {_num(b.clear)} / value {_num(value)} back at or below the clear threshold {_num(b.clear)}"
+                ),
+            )
         return Verdict(HOLD, b.threshold)
     if k == "below":
         assert b.threshold is not None and b.clear is not None
         if value < b.threshold:
-            return Verdict(BREACH, b.threshold, f"Giá trị {_num(value)} dưới ngưỡng {_num(b.threshold)} / value {_num(value)} below threshold {_num(b.threshold)}")
+            return Verdict(
+                BREACH,
+                b.threshold,
+                lambda: (
+                    f"Giá trị {_num(value)} dưới ngưỡng {_num(b.threshold)} / value {_num(value)} below threshold {_num(b.threshold)}"
+                ),
+            )
         if value >= b.clear:
-            return Verdict(CLEAR, b.clear, f"Giá trị {_num(value)} đạt ngưỡng phục hồi {_num(b.clear)} / value {_num(value)} back at or above the clear threshold {_num(b.clear)}")
+            return Verdict(
+                CLEAR,
+                b.clear,
+                lambda: (
+                    f"Giá trị {_num(value)} đạt ngưỡng phục hồi {_num(b.clear)} / value {_num(value)} back at or above the clear threshold {_num(b.clear)}"
+                ),
+            )
         return Verdict(HOLD, b.threshold)
     if k == "outside":
         assert b.low is not None and b.high is not None
         if value < b.low or value > b.high:
             edge = b.low if value < b.low else b.high
-            return Verdict(BREACH, edge, f"Giá trị {_num(value)} ngoài khoảng [{_num(b.low)}, {_num(b.high)}] / value {_num(value)} outside [{_num(b.low)}, {_num(b.high)}]")
+            return Verdict(
+                BREACH,
+                edge,
+                lambda: (
+                    f"Giá trị {_num(value)} ngoài khoảng [{_num(b.low)}, {_num(b.high)}] / value {_num(value)} outside [{_num(b.low)}, {_num(b.high)}]"
+                ),
+            )
         lo = b.clear_low if b.clear_low is not None else b.low
         hi = b.clear_high if b.clear_high is not None else b.high
         if lo <= value <= hi:
-            return Verdict(CLEAR, None, f"Giá trị {_num(value)} trở lại khoảng [{_num(lo)}, {_num(hi)}] / value {_num(value)} back within [{_num(lo)}, {_num(hi)}]")
+            return Verdict(
+                CLEAR,
+                None,
+                lambda: (
+                    f"Giá trị {_num(value)} trở lại khoảng [{_num(lo)}, {_num(hi)}] / value {_num(value)} back within [{_num(lo)}, {_num(hi)}]"
+                ),
+            )
         return Verdict(HOLD, None)
     if k == "change":
         assert b.threshold is not None and b.clear is not None
@@ -104,9 +146,21 @@ def judge(rule: Rule, unit: str, level: str, value: float, prev: float | None) -
         pct = (value - prev) / abs(prev) * 100.0
         moved = {"up": pct, "down": -pct}.get(rule.direction, abs(pct))
         if moved > b.threshold:
-            return Verdict(BREACH, b.threshold, f"Thay đổi {pct:+.1f}% so với kỳ trước ({_num(prev)} → {_num(value)}), ngưỡng {_num(b.threshold)}% / change {pct:+.1f}% on the previous window, threshold {_num(b.threshold)}%")
+            return Verdict(
+                BREACH,
+                b.threshold,
+                lambda: (
+                    f"Thay đổi {pct:+.1f}% so với kỳ trước ({_num(prev)} → {_num(value)}), ngưỡng {_num(b.threshold)}% / change {pct:+.1f}% on the previous window, threshold {_num(b.threshold)}%"
+                ),
+            )
         if moved <= b.clear:
-            return Verdict(CLEAR, b.clear, f"Thay đổi {pct:+.1f}% so với kỳ trước, dưới ngưỡng phục hồi {_num(b.clear)}% / change {pct:+.1f}%, within the clear threshold {_num(b.clear)}%")
+            return Verdict(
+                CLEAR,
+                b.clear,
+                lambda: (
+                    f"Thay đổi {pct:+.1f}% so với kỳ trước, dưới ngưỡng phục hồi {_num(b.clear)}% / change {pct:+.1f}%, within the clear threshold {_num(b.clear)}%"
+                ),
+            )
         return Verdict(HOLD, b.threshold)
     if k == "target":
         target = rule.targets.get(level) or rule.targets.get("*")
@@ -122,9 +176,21 @@ def judge(rule: Rule, unit: str, level: str, value: float, prev: float | None) -
             "=": (value == t, value == t),
         }[cmp]
         if not met:
-            return Verdict(BREACH, t, f"Giá trị {_num(value)} chưa đạt chỉ tiêu {cmp} {_num(t)} / value {_num(value)} misses the target {cmp} {_num(t)}")
+            return Verdict(
+                BREACH,
+                t,
+                lambda: (
+                    f"Giá trị {_num(value)} chưa đạt chỉ tiêu {cmp} {_num(t)} / value {_num(value)} misses the target {cmp} {_num(t)}"
+                ),
+            )
         if cleared:
-            return Verdict(CLEAR, t, f"Giá trị {_num(value)} đạt chỉ tiêu {cmp} {_num(t)} / value {_num(value)} meets the target {cmp} {_num(t)}")
+            return Verdict(
+                CLEAR,
+                t,
+                lambda: (
+                    f"Giá trị {_num(value)} đạt chỉ tiêu {cmp} {_num(t)} / value {_num(value)} meets the target {cmp} {_num(t)}"
+                ),
+            )
         return Verdict(HOLD, t)
     return Verdict(UNKNOWN)
 
@@ -202,6 +268,12 @@ def next_start(cadence: str, start: dt.date) -> dt.date:
     if cadence == "week":
         return start + dt.timedelta(days=7)
     return _add_months(start, {"month": 1, "quarter": 3, "year": 12}[cadence])
+
+
+@lru_cache(maxsize=4096)
+def prev_iso(cadence: str, start: str) -> str:
+    """prev_start on ISO dates."""
+    return prev_start(cadence, dt.date.fromisoformat(start)).isoformat()
 
 
 def prev_start(cadence: str, start: dt.date) -> dt.date:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -31,8 +31,47 @@ log = get_logger("services.alerts")
 UPDATE_TYPE = "vn.binhduong.indicators.value.updated"
 COMMAND_TYPE = "vn.binhduong.alerts.command"
 SOURCE = "urn:ioc:alerts"
-_dec = msgspec.json.Decoder()
 _enc = msgspec.json.Encoder()
+
+
+class UpdateData(msgspec.Struct, forbid_unknown_fields=True):
+    """data of vn.binhduong.indicators.value.updated (contracts/events/indicators/value.updated.schema.json)."""
+
+    indicator: str
+    field: str
+    cadence: Literal["day", "week", "month", "quarter", "year"]
+    level: Literal["commune", "district", "province"]
+    unit: str
+    period: str
+    period_start: str
+    value: float
+    n: int
+    version: int
+    version_set: str
+
+
+class UpdateEvent(msgspec.Struct):
+    specversion: Literal["1.0"]
+    id: str
+    source: str
+    type: Literal["vn.binhduong.indicators.value.updated"]
+    time: str
+    subject: str
+    data: UpdateData
+
+
+_update_list = msgspec.json.Decoder(list[UpdateEvent] | UpdateEvent)
+
+
+def _updates(raw: bytes) -> list[UpdateData]:
+    """A record of ioc.indicators, typed; raises msgspec.DecodeError (ValidationError is one)."""
+    doc = _update_list.decode(raw)
+    if isinstance(doc, UpdateEvent):
+        doc = [doc]
+    for ev in doc:
+        if not (ev.id and ev.source and ev.time and ev.subject == ev.data.unit):
+            raise msgspec.ValidationError("envelope: id, source, time and subject (= data.unit) are required")
+    return [ev.data for ev in doc]
 
 
 @dataclass
@@ -98,7 +137,8 @@ def build_core(ch: ClickHouse, catalog: Any | None = None) -> Core:
     catalog = catalog or load_catalog()
     units = {
         u.code: UnitInfo(
-            u.level, u.code if u.level == "district" else (u.parent or PROVINCE) if u.level == "commune" else PROVINCE
+            u.level,
+            u.code if u.level == "district" else (u.parent or PROVINCE) if u.level == "commune" else PROVINCE,
         )
         for u in catalog.units
     }
@@ -139,30 +179,37 @@ class AlertsService:
         step.events += len(rows)
 
     def updates(self, values: list[bytes], now: float | None = None) -> Step:
-        """Records of ioc.indicators (CloudEvents batches of value.updated)."""
+        """Records of ioc.indicators (CloudEvents batches of value.updated). A record is decoded typed in one
+        pass (msgspec, the schema's types, enums and required keys); one that fails is checked event by
+        event against the full JSON Schema, and what fails goes to the dead letters with the reason."""
         now = time.time() if now is None else now
         step, rows = Step(), []
         watched = self.core.by_indicator
         for raw in values:
             try:
-                doc = _dec.decode(raw)
-            except msgspec.DecodeError as exc:
-                step.dead.append((None, raw, f"not valid UTF-8 JSON: {exc}"))
-                continue
-            for obj in doc if isinstance(doc, list) else [doc]:
-                data = obj.get("data") if isinstance(obj, dict) else None
-                if not isinstance(data, dict) or (data.get("indicator"), data.get("cadence")) not in watched:
+                batch = _updates(raw)
+            except msgspec.DecodeError:  # (ValidationError is a DecodeError)
+                batch = self._checked(raw, step)
+            for d in batch:
+                if (d.indicator, d.cadence) not in watched:
                     continue  # not an update any rule watches: not this service's concern
-                reason = self.contracts.check(obj)
-                if reason is None and obj.get("type") != UPDATE_TYPE:
-                    reason = f"unexpected event type {obj.get('type')!r} on ioc.indicators"
-                if reason is not None:
-                    step.dead.append((None, _enc.encode(obj), reason))
-                    continue
                 step.updates += 1
-                self._decide(rows, self.core.decide_update, data, now)
+                self._decide(rows, self.core.decide_update, msgspec.structs.asdict(d), now)
         self._commit(step, rows)
         return step
+
+    def _checked(self, raw: bytes, step: Step) -> list[UpdateData]:
+        out = []
+        for item in self.contracts.decode(raw):
+            if isinstance(item, Rejection):
+                step.dead.append((None, item.raw, item.reason))
+            elif item.type != UPDATE_TYPE:
+                step.dead.append(
+                    (None, _enc.encode(item), f"unexpected event type {item.type!r} on ioc.indicators")
+                )
+            else:
+                out.append(msgspec.convert(item.data, UpdateData))
+        return out
 
     def commands(self, values: list[bytes], now: float | None = None) -> Step:
         """Records of ioc.alert.commands; each command's result is queued for ioc.alert.command.results."""
@@ -172,7 +219,9 @@ class AlertsService:
         for raw in values:
             for item in self.contracts.decode(raw):
                 if isinstance(item, Rejection) or item.type != COMMAND_TYPE:
-                    reason = item.reason if isinstance(item, Rejection) else f"unexpected event type {item.type!r}"
+                    reason = (
+                        item.reason if isinstance(item, Rejection) else f"unexpected event type {item.type!r}"
+                    )
                     step.dead.append((None, item.raw if isinstance(item, Rejection) else raw, reason))
                     cid = _command_id(item)
                     if cid:

@@ -31,7 +31,7 @@ log = get_logger("services.alerts")
 
 def create_app(settings: AlertSettings | None = None) -> Any:
     settings = settings or AlertSettings()
-    app = make_app(settings.app_id)
+    app = make_app(settings.app_id, fetch_max_wait_ms=settings.fetch_max_wait_ms)
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     indicators = app.topic(INDICATORS, **raw)
     commands = app.topic(ALERT_COMMANDS, **raw)
@@ -59,7 +59,9 @@ def create_app(settings: AlertSettings | None = None) -> Any:
                 step: Step = await asyncio.to_thread(fn, svc, *args)
                 producer = app.producer
                 for key, value, reason in step.dead:
-                    await producer.send(DEADLETTER, key, value, None, None, [("reason", reason.encode()[:4000])])
+                    await producer.send(
+                        DEADLETTER, key, value, None, None, [("reason", reason.encode()[:4000])]
+                    )
                 futures = [await producer.send(t, k, v, None, None, None) for t, k, v in step.records]
                 if futures:
                     await asyncio.gather(*futures)

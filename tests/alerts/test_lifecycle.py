@@ -38,7 +38,14 @@ def rule(**kw) -> Rule:
     return Rule(**base)
 
 
-def upd(value, unit="718", period="2026-11-23", level="district", indicator="environment.wastewater_results", cadence="day"):
+def upd(
+    value,
+    unit="718",
+    period="2026-11-23",
+    level="district",
+    indicator="environment.wastewater_results",
+    cadence="day",
+):
     return {"indicator": indicator, "cadence": cadence, "level": level, "unit": unit, "period": period,
             "period_start": period if cadence == "day" else "2026-11-01", "value": value}  # fmt: skip
 
@@ -88,7 +95,9 @@ def test_per_unit_override_and_levels():
 def test_for_n_consecutive_windows():
     core = Core([rule(for_windows=2)], UNITS)
     assert step(core, core.decide_update(upd(120, period="2026-11-21"), T0)) == []
-    assert step(core, core.decide_update(upd(120, period="2026-11-23"), T0)) == []  # 22nd missing: not consecutive
+    assert (
+        step(core, core.decide_update(upd(120, period="2026-11-23"), T0)) == []
+    )  # 22nd missing: not consecutive
     [(t, _)] = step(core, core.decide_update(upd(130, period="2026-11-24"), T0))
     assert t == "raised"
 
@@ -103,7 +112,9 @@ def test_for_a_duration_fires_on_the_timer():
 
 
 def test_change_versus_previous_window_and_target():
-    change = rule(id="environment.spike", kind="change", direction="up", bounds=Bounds(threshold=200, clear=100))
+    change = rule(
+        id="environment.spike", kind="change", direction="up", bounds=Bounds(threshold=200, clear=100)
+    )
     core = Core([change], UNITS)
     assert core.decide_update(upd(10, period="2026-11-22"), T0) == []
     [(t, d)] = step(core, core.decide_update(upd(35, period="2026-11-23"), T0))
@@ -113,10 +124,17 @@ def test_change_versus_previous_window_and_target():
                   targets={"district": (75.0, ">="), "province": (85.0, ">=")})  # fmt: skip
     core = Core([target], UNITS)
     assert core.decide_update(upd(80, indicator="documents.rate"), T0) == []
-    [(t, d)] = step(core, core.decide_update(upd(80, unit="74", level="province", indicator="documents.rate"), T0))
+    [(t, d)] = step(
+        core, core.decide_update(upd(80, unit="74", level="province", indicator="documents.rate"), T0)
+    )
     assert (t, d["threshold"]) == ("raised", 85.0)
-    assert step(core, core.decide_update(upd(86, unit="74", level="province", indicator="documents.rate"), T0)) == []
-    [(t, _)] = step(core, core.decide_update(upd(87, unit="74", level="province", indicator="documents.rate"), T0))
+    assert (
+        step(core, core.decide_update(upd(86, unit="74", level="province", indicator="documents.rate"), T0))
+        == []
+    )
+    [(t, _)] = step(
+        core, core.decide_update(upd(87, unit="74", level="province", indicator="documents.rate"), T0)
+    )
     assert t == "resolved"
 
 
@@ -139,7 +157,9 @@ def test_commands_walk_the_lifecycle_and_bad_ones_change_nothing():
         ev, res = core.decide_command(bad, T0 + 6)
         assert ev == [] and res["outcome"] == "rejected" and why in res["reason"], res
         assert " / " in res["reason"] and core.alerts[aid] == before
-    ev, res = core.decide_command(cmd("assign", aid, assignee="cb.718", role="province_admin", district=None), T0 + 7)
+    ev, res = core.decide_command(
+        cmd("assign", aid, assignee="cb.718", role="province_admin", district=None), T0 + 7
+    )
     step(core, ev)
     assert core.alerts[aid].state == "assigned" and core.alerts[aid].assignee == "cb.718"
     c = cmd("resolve", aid, note="xong")
@@ -156,7 +176,9 @@ def test_escalation_unless_acknowledged_or_silenced():
     [(_, b)] = step(core, core.decide_update(upd(120, unit="724"), T0))
     step(core, core.decide_command(cmd("acknowledge", a["alert_id"]), T0 + 60)[0])
     silence = {"until": dt.datetime.fromtimestamp(T0 + 7200, TZ).isoformat()}
-    step(core, core.decide_command(cmd("silence", b["alert_id"], district="724", silence=silence), T0 + 60)[0])
+    step(
+        core, core.decide_command(cmd("silence", b["alert_id"], district="724", silence=silence), T0 + 60)[0]
+    )
     assert core.alerts[b["alert_id"]].silenced
     assert core.decide_tick(T0 + 901)[0] == []
     events, _ = core.decide_tick(T0 + 7201)  # the silence is over
@@ -181,7 +203,9 @@ def test_no_data_fires_after_the_deadline_resolves_when_reported_and_scores_time
     core.decide_update(upd(5, unit="724", indicator="environment.report", cadence="month", period="2026-10") | {"period_start": "2026-10-01"},
                        dt.datetime(2026, 11, 3, tzinfo=TZ).timestamp())  # fmt: skip
     events, figures = core.decide_tick(T0)
-    assert [(t, d["unit"], d["period"], d["value"]) for t, d in events] == [("raised", "718", "2026-10", None)]
+    assert [(t, d["unit"], d["period"], d["value"]) for t, d in events] == [
+        ("raised", "718", "2026-10", None)
+    ]
     assert figures == [{"field": "environment", "cadence": "month", "period": "2026-10", "value": 50.0}]
     step(core, events)
     assert core.decide_tick(T0 + 5) == ([], [])  # no duplicate alert, the figure is sent once

@@ -13,10 +13,21 @@ from tests.alerts.test_lifecycle import T0, UNITS, rule
 
 RULES = [
     rule(),  # above 100, clear 80
-    rule(id="environment.spike", kind="change", direction="both", bounds=Bounds(threshold=50, clear=20),
-         severity="info", flap_window_s=600),  # fmt: skip
-    rule(id="environment.band", kind="outside", bounds=Bounds(low=10, high=150, clear_low=20, clear_high=140),
-         for_duration_s=120, levels=("district", "commune")),  # fmt: skip
+    rule(
+        id="environment.spike",
+        kind="change",
+        direction="both",
+        bounds=Bounds(threshold=50, clear=20),
+        severity="info",
+        flap_window_s=600,
+    ),  # fmt: skip
+    rule(
+        id="environment.band",
+        kind="outside",
+        bounds=Bounds(low=10, high=150, clear_low=20, clear_high=140),
+        for_duration_s=120,
+        levels=("district", "commune"),
+    ),  # fmt: skip
 ]
 MAINT = [Maintenance("m", "724", frozenset(), frozenset({"mon"}), 9 * 60 + 30, 10 * 60)]
 UNIT_CODES = ["718", "724", "25747"]
@@ -33,8 +44,15 @@ command = st.tuples(
     st.just("command"),
     st.sampled_from(["acknowledge", "assign", "comment", "resolve", "silence"]),
     st.integers(0, 5),  # which alert (index into the known ones)
-    st.sampled_from([("district_operator", "718"), ("district_operator", "724"), ("province_admin", None),
-                     ("province_viewer", None), ("department_system", None)]),  # fmt: skip
+    st.sampled_from(
+        [
+            ("district_operator", "718"),
+            ("district_operator", "724"),
+            ("province_admin", None),
+            ("province_viewer", None),
+            ("department_system", None),
+        ]
+    ),  # fmt: skip
     st.sampled_from([None, 0, 1, 2, 3, 4, 5]),  # expected_version
     st.sampled_from([None, 0, 1, 2, 3]),  # command id reuse (None: a new one)
     st.integers(0, 900),

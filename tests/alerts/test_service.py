@@ -69,7 +69,11 @@ def test_updates_and_commands_through_clickhouse_and_rebuilt_from_it(clickhouse,
     step = svc.updates([update_record("718", 1700, 2), b"{not json", update_record("724", 1900, 2)], T0 + 1)
     [raised] = published(step, ALERTS)
     assert raised["type"] == "vn.binhduong.alerts.raised"
-    assert (raised["subject"], raised["data"]["district"], raised["data"]["threshold"]) == ("718", "718", 1669)
+    assert (raised["subject"], raised["data"]["district"], raised["data"]["threshold"]) == (
+        "718",
+        "718",
+        1669,
+    )
     assert len(step.dead) == 1 and "JSON" in step.dead[0][2]
     aid = raised["data"]["alert_id"]
 

@@ -95,17 +95,23 @@ async def _command(action: str, alert_id: str, district: str, **kw) -> str:
 
 
 def _result(cid: str, procs, logs) -> dict:
-    ev = asyncio.run(_wait_for(ALERT_COMMAND_RESULTS, lambda e: e["data"]["command_id"] == cid, procs, logs, 60))
+    ev = asyncio.run(
+        _wait_for(ALERT_COMMAND_RESULTS, lambda e: e["data"]["command_id"] == cid, procs, logs, 60)
+    )
     return ev["data"]
 
 
-def test_anomaly_raises_the_alert_in_its_district_and_operators_act_on_it(stack_env, clean_topics, database, tmp_path):
+def test_anomaly_raises_the_alert_in_its_district_and_operators_act_on_it(
+    stack_env, clean_topics, database, tmp_path
+):
     url, ch = database
     env = {"IOC_CLICKHOUSE_URL": url}
     logs = [tmp_path / "indicators.log", tmp_path / "alerts.log"]
     alerts_env = {**env, "IOC_ALERTS_APP_ID": f"alerts-{uuid.uuid4().hex[:6]}", "IOC_ALERTS_TICK_S": "1"}
     procs = [
-        _spawn(["indicators", "worker"], {**env, "IOC_INDICATORS_APP_ID": f"ind-{uuid.uuid4().hex[:6]}"}, logs[0]),
+        _spawn(
+            ["indicators", "worker"], {**env, "IOC_INDICATORS_APP_ID": f"ind-{uuid.uuid4().hex[:6]}"}, logs[0]
+        ),
         _spawn(["alerts", "worker"], alerts_env, logs[1]),
     ]
     try:
@@ -115,10 +121,17 @@ def test_anomaly_raises_the_alert_in_its_district_and_operators_act_on_it(stack_
             check=True, cwd=REPO_ROOT, env=os.environ.copy(), capture_output=True,
         )  # fmt: skip
         raised = asyncio.run(
-            _wait_for(ALERTS, lambda e: e["data"]["rule"] == RULE and e["type"].endswith(".raised"), procs, logs)
+            _wait_for(
+                ALERTS, lambda e: e["data"]["rule"] == RULE and e["type"].endswith(".raised"), procs, logs
+            )
         )
         data = raised["data"]
-        assert (data["unit"], data["district"], raised["subject"], data["state"]) == ("718", "718", "718", "firing")
+        assert (data["unit"], data["district"], raised["subject"], data["state"]) == (
+            "718",
+            "718",
+            "718",
+            "firing",
+        )
         assert data["value"] > data["threshold"] == 1669
         aid = data["alert_id"]
         # in ClickHouse too, written before it was published
@@ -126,7 +139,9 @@ def test_anomaly_raises_the_alert_in_its_district_and_operators_act_on_it(stack_
         assert row["alert_id"] == aid and row["severity"] == "critical" and "Xem chi tiết" in row["sop_vi"]
 
         # a district-724 operator may not touch a 718 alert; nothing changes
-        res = _result(asyncio.run(_command("acknowledge", aid, "724", note="không phải của tôi")), procs, logs)
+        res = _result(
+            asyncio.run(_command("acknowledge", aid, "724", note="không phải của tôi")), procs, logs
+        )
         assert (res["outcome"], res["version"], res["state"]) == ("rejected", 1, "firing")
         assert "718" in res["reason"] and "724" in res["reason"]
 
@@ -140,7 +155,9 @@ def test_anomaly_raises_the_alert_in_its_district_and_operators_act_on_it(stack_
         procs[1] = _spawn(["alerts", "worker"], alerts_env, logs[1])
         res = _result(asyncio.run(_command("assign", aid, "718", assignee="cb.718.tranthib", expected_version=2)), procs, logs)  # fmt: skip
         assert (res["outcome"], res["state"], res["version"]) == ("applied", "assigned", 3)
-        res = _result(asyncio.run(_command("resolve", aid, "718", note="Đã xử lý", expected_version=3)), procs, logs)
+        res = _result(
+            asyncio.run(_command("resolve", aid, "718", note="Đã xử lý", expected_version=3)), procs, logs
+        )
         assert (res["outcome"], res["state"], res["version"]) == ("applied", "resolved", 4)
     finally:
         _stop(procs)
