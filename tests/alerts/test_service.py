@@ -132,3 +132,14 @@ def test_timeliness_figures_and_no_data_alerts_are_valid_events(clickhouse, cata
     assert {f["data"]["indicator_id"] for f in figures} <= indicators
     assert {f["data"]["value"] for f in figures} == {0.0}  # nothing was reported
     assert svc.tick(T0 + 5).records == []  # nothing new
+
+
+def test_a_bad_update_in_a_batch_is_dead_lettered_and_the_rest_is_judged(clickhouse, catalog):
+    svc = AlertsService(clickhouse, load_contracts(), build_core(clickhouse, catalog))
+    good = json.loads(update_record("718", 1700, 1))[0]
+    bad = json.loads(update_record("724", 1, 1))[0]
+    bad["data"]["cadence"] = "hour"
+    step = svc.updates([json.dumps([bad, good]).encode()], T0)
+    assert [json.loads(v)["type"] for t, _, v in step.records if t == ALERTS] == ["vn.binhduong.alerts.raised"]
+    [(_, raw, reason)] = step.dead
+    assert "cadence" in reason and json.loads(raw)["subject"] == "724"
