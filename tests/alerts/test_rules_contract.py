@@ -26,7 +26,9 @@ def test_every_field_has_rules_and_every_target_a_target_rule(catalog):
     assert {r.kind for r in rules} >= {"above", "change", "target", "no_data"}
     assert any(r.overrides for r in rules)
     assert all(r.escalate_after_s > 0 and r.sop_vi for r in rules)
-    assert catalog.silences and all(s["district"] in {"74", *map(str, range(718, 727))} for s in catalog.silences)
+    assert catalog.silences and all(
+        s["district"] in {"74", *map(str, range(718, 727))} for s in catalog.silences
+    )
 
 
 def test_timeliness_indicators_exist_for_every_field(catalog):
@@ -70,6 +72,11 @@ def test_catalog_check_names_broken_rules_by_file_and_line(tmp_path):
     assert any("rules/environment.yaml:" in p and "severity" in p for p in problems), problems
     (contracts / "rules" / "environment.yaml").write_text(BROKEN.replace("loud", "warning"), encoding="utf-8")
     problems = [str(p) for p in load_catalog(contracts, strict=False).problems]
-    assert "contracts/rules/environment.yaml:3: rule environment.broken: indicator environment.no_such_indicator is not in the catalog" in problems
+    assert (
+        "contracts/rules/environment.yaml:3: rule environment.broken: indicator environment.no_such_indicator is not in the catalog"
+        in problems
+    )
     assert any(p.startswith("contracts/rules/environment.yaml:14:") and "hysteresis" in p for p in problems)
-    assert any(p.startswith("contracts/rules/environment.yaml:14:") and "unknown unit 999" in p for p in problems)
+    assert any(
+        p.startswith("contracts/rules/environment.yaml:14:") and "unknown unit 999" in p for p in problems
+    )

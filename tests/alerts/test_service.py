@@ -140,6 +140,8 @@ def test_a_bad_update_in_a_batch_is_dead_lettered_and_the_rest_is_judged(clickho
     bad = json.loads(update_record("724", 1, 1))[0]
     bad["data"]["cadence"] = "hour"
     step = svc.updates([json.dumps([bad, good]).encode()], T0)
-    assert [json.loads(v)["type"] for t, _, v in step.records if t == ALERTS] == ["vn.binhduong.alerts.raised"]
+    assert [json.loads(v)["type"] for t, _, v in step.records if t == ALERTS] == [
+        "vn.binhduong.alerts.raised"
+    ]
     [(_, raw, reason)] = step.dead
     assert "cadence" in reason and json.loads(raw)["subject"] == "724"
