@@ -1150,3 +1150,5 @@ def _check_rules(ch: _Checker) -> None:
         for f in s.get("fields") or ():
             if f not in ch.known_fields:
                 ch.at(loc, f"silence {s['id']}: unknown field {f}")
+        if "from" in s and str(s["from"]) >= str(s["until"]):
+            ch.at(loc, f"silence {s['id']}: from must be before until")

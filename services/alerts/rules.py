@@ -321,35 +321,38 @@ def in_window(days: frozenset[str], start_min: int, end_min: int, now: float) ->
 
 @dataclass(frozen=True)
 class Maintenance:
-    """A recurring maintenance silence of a district (or the province: all districts) from silences.yaml."""
+    """A maintenance silence of a district (or the province: all districts) from silences.yaml: recurring
+    (days, start_min, end_min) or one-off (the epoch-seconds `once` window)."""
 
     id: str
     district: str
     fields: frozenset[str]
-    days: frozenset[str]
-    start_min: int
-    end_min: int
+    days: frozenset[str] = frozenset()
+    start_min: int = 0
+    end_min: int = 0
+    once: tuple[float, float] | None = None
 
     def covers(self, district: str, field_code: str, now: float) -> bool:
         if self.district not in (PROVINCE, district):
             return False
         if self.fields and field_code not in self.fields:
             return False
+        if self.once is not None:
+            return self.once[0] <= now < self.once[1]
         return in_window(self.days, self.start_min, self.end_min, now)
 
 
 def load_maintenance(catalog: Any) -> list[Maintenance]:
-    return [
-        Maintenance(
-            s["id"],
-            s["district"],
-            frozenset(s.get("fields") or ()),
-            frozenset(s["weekdays"]),
-            _minutes(s["start"]),
-            _minutes(s["end"]),
-        )
-        for s in catalog.silences
-    ]
+    out = []
+    for s in catalog.silences:
+        common = (s["id"], s["district"], frozenset(s.get("fields") or ()))
+        if "from" in s:
+            out.append(Maintenance(*common, once=(epoch(s["from"]), epoch(s["until"]))))
+        else:
+            out.append(
+                Maintenance(*common, frozenset(s["weekdays"]), _minutes(s["start"]), _minutes(s["end"]))
+            )
+    return out
 
 
 def iso(ts: float) -> str:

@@ -239,3 +239,15 @@ def test_period_helpers():
     sat_1am = dt.datetime(2026, 11, 28, 1, 0, tzinfo=TZ).timestamp()
     sun_1am = dt.datetime(2026, 11, 30, 1, 0, tzinfo=TZ).timestamp()
     assert in_window(days, a, b, sat_1am) and not in_window(days, a, b, sun_1am)
+
+
+def test_one_off_district_maintenance_from_the_shipped_data():
+    from ioccore.catalog import load_catalog
+    from services.alerts.rules import load_maintenance
+
+    [m] = [m for m in load_maintenance(load_catalog()) if m.id == "di_an_network_upgrade_2026_12"]
+    during = dt.datetime(2026, 12, 6, 1, 0, tzinfo=TZ).timestamp()
+    assert m.covers("724", "digital_infrastructure", during)
+    assert not m.covers("724", "environment", during)  # another field
+    assert not m.covers("718", "digital_infrastructure", during)  # another district
+    assert not m.covers("724", "digital_infrastructure", during + 86400)  # over
