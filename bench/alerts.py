@@ -6,6 +6,7 @@ values that cross nothing, so the worker validates and judges them all. Probes: 
 update of environment.volume_high for a district alternately above its threshold and below its clear
 threshold (raised / resolved / reopened); each carries a unique value, matched on the event it causes.
 Figures: p50 / p99 of the delays in ms, the number of alert events measured, the background rate reached.
+Baseline (same run): the median delay of one record through the broker alone (the alert path is two hops).
 """
 
 from __future__ import annotations
@@ -61,6 +62,31 @@ async def _ready(timeout: float = 120) -> None:
                 if any(json.loads(m.value)["data"]["command_id"] == cid for m in msgs):
                     return
     raise RuntimeError("the alerts worker did not answer within 120 s")
+
+
+async def _one_hop(n: int = 50) -> float:
+    """Baseline: the median delay of one record through the broker (producer to consumer, the same client
+    settings as the measurement); the alert path is two such hops plus the worker."""
+    from ioccore.kafka import consumer, producer
+
+    delays = []
+    async with (
+        producer() as p,
+        consumer(ALERTS, group_id=f"hop-{uuid.uuid4().hex[:8]}", fetch_max_wait_ms=10) as c,
+    ):
+        await c.getmany(timeout_ms=0)
+        for _ in range(n):
+            await p.send_and_wait(ALERTS, json.dumps({"t": time.time()}).encode(), key=b"hop")
+            got = False
+            while not got:
+                for msgs in (await c.getmany(timeout_ms=100)).values():
+                    for m in msgs:
+                        t = json.loads(m.value).get("t")
+                        if t is not None:
+                            delays.append((time.time() - t) * 1000)
+                            got = True
+    delays.sort()
+    return round(delays[len(delays) // 2], 1)
 
 
 async def _measure(
@@ -124,7 +150,9 @@ async def _measure(
             for msgs in (await c.getmany(timeout_ms=100)).values():
                 now = time.time()
                 for m in msgs:
-                    data = json.loads(m.value)["data"]
+                    data = json.loads(m.value).get("data")
+                    if data is None:
+                        continue  # a baseline record
                     t = sent_at.get(round(float(data["value"] or 0), 6))
                     if t is not None and data["rule"] == probe["id"]:
                         delays.append((now - t) * 1000)
@@ -159,8 +187,10 @@ def run(seconds: float = 30.0, rate: int = 10_000, probe_every_s: float = 0.1) -
                 stderr=subprocess.STDOUT,
             )
         try:
+            hop = asyncio.run(_one_hop())
             asyncio.run(_ready())
             result = asyncio.run(_measure(rules, seconds, rate, probe_every_s))
+            result["baseline_one_hop_p50_ms"] = hop
             if proc.poll() is not None:
                 raise RuntimeError(f"the worker exited with {proc.returncode}; see {log_path}")
         finally:
