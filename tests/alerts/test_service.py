@@ -145,3 +145,19 @@ def test_a_bad_update_in_a_batch_is_dead_lettered_and_the_rest_is_judged(clickho
     ]
     [(_, raw, reason)] = step.dead
     assert "cadence" in reason and json.loads(raw)["subject"] == "724"
+
+
+def test_reconcile_finds_the_current_state_equal_to_the_fold_and_names_a_divergence(clickhouse, catalog):
+    from services.alerts.reconcile import reconcile
+
+    svc = AlertsService(clickhouse, load_contracts(), build_core(clickhouse, catalog))
+    svc.updates([update_record("718", 1700, 1), update_record("724", 2100, 1)], T0)
+    aid = next(a for a in svc.core.alerts if "|718|" in a)
+    svc.commands([command_record("acknowledge", aid, "718")], T0 + 1)
+    assert reconcile(clickhouse) == {"checked": 2, "mismatches": 0, "examples": []}
+    # a row of `alerts` that no event explains
+    row = {k: [v] for k, v in store.query(clickhouse, district="718")[0].items()}
+    row["version"], row["state"] = [7], ["resolved"]
+    clickhouse.insert("alerts", row)
+    report = reconcile(clickhouse)
+    assert report["mismatches"] == 1 and aid in report["examples"][0]
