@@ -56,7 +56,9 @@ def create_app(settings: AlertSettings | None = None) -> Any:
         svc = await service()
         async with lock:
             try:
+                t0 = time.perf_counter()
                 step: Step = await asyncio.to_thread(fn, svc, *args)
+                t1 = time.perf_counter()
                 producer = app.producer
                 for key, value, reason in step.dead:
                     await producer.send(
@@ -65,6 +67,7 @@ def create_app(settings: AlertSettings | None = None) -> Any:
                 futures = [await producer.send(t, k, v, None, None, None) for t, k, v in step.records]
                 if futures:
                     await asyncio.gather(*futures)
+                t2 = time.perf_counter()
             except Exception:
                 log.exception("alerts.step_failed")
                 os._exit(3)
@@ -74,7 +77,14 @@ def create_app(settings: AlertSettings | None = None) -> Any:
         totals["events"] += step.events
         totals["dead_lettered"] += len(step.dead)
         if step.events or step.commands:
-            log.info("alerts.step", events=step.events, commands=step.commands, updates=step.updates)
+            log.info(
+                "alerts.step",
+                events=step.events,
+                commands=step.commands,
+                updates=step.updates,
+                decide_write_ms=round((t1 - t0) * 1000, 1),
+                publish_ms=round((t2 - t1) * 1000, 1),
+            )
 
     @app.agent(indicators, concurrency=1)
     async def on_indicators(stream: Any) -> None:

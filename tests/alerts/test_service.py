@@ -161,3 +161,14 @@ def test_reconcile_finds_the_current_state_equal_to_the_fold_and_names_a_diverge
     clickhouse.insert("alerts", row)
     report = reconcile(clickhouse)
     assert report["mismatches"] == 1 and aid in report["examples"][0]
+
+
+def test_an_invalid_command_is_dead_lettered_and_its_sender_gets_the_reason(clickhouse, catalog):
+    svc = AlertsService(clickhouse, load_contracts(), build_core(clickhouse, catalog))
+    cmd = json.loads(command_record("acknowledge", f"{RULE}|718|1", "718"))
+    cmd["data"]["action"] = "delete"
+    step = svc.commands([json.dumps(cmd).encode()], T0)
+    [res] = published(step, ALERT_COMMAND_RESULTS)
+    assert res["data"]["command_id"] == cmd["data"]["command_id"] and res["data"]["outcome"] == "rejected"
+    assert "action" in res["data"]["reason"] and len(step.dead) == 1 and step.events == 0
+    assert load_contracts().check(res) is None
