@@ -165,6 +165,14 @@ def test_anomaly_raises_the_alert_in_its_district_and_operators_act_on_it(
     assert [(e["transition"], e["actor"]) for e in timeline] == [
         ("raised", "system"), ("acknowledged", "op.718"), ("assigned", "op.718"), ("resolved", "op.718"),
     ]  # fmt: skip
+    # the operator's commands read the same
+    cli = {**os.environ, **env}
+    listed = subprocess.run([sys.executable, "-m", "ioccore.cli", "alerts", "list", "--district", "718",
+                             "--field", "environment", "--json"], env=cli, capture_output=True, text=True, check=True)  # fmt: skip
+    assert [(r["alert_id"], r["state"]) for r in json.loads(listed.stdout)] == [(aid, "resolved")]
+    shown = subprocess.run([sys.executable, "-m", "ioccore.cli", "alerts", "timeline", aid],
+                           env=cli, capture_output=True, text=True, check=True)  # fmt: skip
+    assert "Đang xác minh" in shown.stdout and "cb.718.tranthib" in shown.stdout
     # the anomaly was in 718 only: no volume alert of this rule elsewhere
     others = [r for r in store.query(ch, field="environment", limit=1000) if r["rule"] == RULE]
     assert {r["district"] for r in others} == {"718"}
