@@ -265,15 +265,16 @@ class Core:
         s = self.series.setdefault((rule.id, unit), Series())
         period, start, value = u["period"], u["period_start"], float(u["value"])
         self._remember(s, period, start, value, now)
+        if rule.kind == "no_data":  # the missing period arrived (late): resolved
+            current = self.open_alert(rule.id, unit)
+            if current is not None and current.period == period:
+                reason = f"Đã nhận số liệu kỳ {period} / figure for {period} received"
+                return [self._event("resolved", current, now, SYSTEM, reason, state="resolved", value=value)]
+            return []
         if start < s.newest:
             return []  # a late update of an older window: remembered, not judged
         s.newest = start
         current = self.open_alert(rule.id, unit)
-        if rule.kind == "no_data":
-            if current is not None and current.period <= period:
-                reason = f"Đã nhận số liệu kỳ {period} / figure for {period} received"
-                return [self._event("resolved", current, now, SYSTEM, reason, state="resolved", value=value)]
-            return []
         verdicts = self._window_verdicts(rule, unit, u["level"], s)
         last = verdicts[-1]
         if last.kind == CLEAR or last.kind == UNKNOWN:
@@ -482,7 +483,9 @@ class Core:
                 tally[1] += 1
                 if when is not None and when <= deadline:
                     tally[0] += 1
-                if when is None and self.open_alert(rule.id, unit) is None:
+                last = self.alerts.get(self.latest.get((rule.id, unit), ""))
+                if when is None and (last is None or (last.period != period and not last.is_open)):
+                    # once per missing period: an operator's resolve is not undone by the next tick
                     why = f"Chưa nhận số liệu kỳ {period} sau hạn báo cáo / no figure for {period} by the deadline"
                     out.append(self._fire(rule, unit, info.level, None, None, why, period, now))
         reports = []

@@ -251,3 +251,24 @@ def test_one_off_district_maintenance_from_the_shipped_data():
     assert not m.covers("724", "environment", during)  # another field
     assert not m.covers("718", "digital_infrastructure", during)  # another district
     assert not m.covers("724", "digital_infrastructure", during + 86400)  # over
+
+
+def test_no_data_alert_once_per_missing_period_and_only_that_period_resolves_it():
+    nd = rule(id="environment.report.not_reported", indicator="environment.report", kind="no_data",
+              levels=("district",), cadence="month", grace_days=10)  # fmt: skip
+    core = Core([nd], {"718": UNITS["718"]})
+    [(_, d)] = step(core, core.decide_tick(T0)[0])
+    aid, report = d["alert_id"], {"indicator": "environment.report", "cadence": "month", "level": "district", "unit": "718"}  # fmt: skip
+    # November reported, October still missing: stays open
+    assert (
+        core.decide_update(report | {"period": "2026-11", "period_start": "2026-11-01", "value": 3}, T0 + 1)
+        == []
+    )
+    # an operator resolves it (will chase the department): the next ticks do not raise it again
+    step(core, core.decide_command(cmd("resolve", aid, note="đã nhắc Sở"), T0 + 2)[0])
+    assert core.decide_tick(T0 + 60)[0] == []
+    # on 10 December October is still the due period (resolved by the operator): nothing; November was
+    # reported; December is missing by its deadline (11 January): a new alert
+    assert core.decide_tick(dt.datetime(2026, 12, 10, 0, 1, tzinfo=TZ).timestamp())[0] == []
+    [(t, d)] = core.decide_tick(dt.datetime(2027, 1, 11, 0, 1, tzinfo=TZ).timestamp())[0]
+    assert (t, d["period"], d["alert_id"]) == ("raised", "2026-12", aid.replace("|1", "|2"))
