@@ -197,6 +197,7 @@ class Core:
         self.maintenance = maintenance or []
         self.keep = keep_windows
         self.alerts: dict[str, Alert] = {}
+        self.open_ids: set[str] = set()  # the alerts not resolved (the timers look at these only)
         self.latest: dict[tuple[str, str], str] = {}  # (rule, unit) -> newest alert id
         self.series: dict[tuple[str, str], Series] = {}
         self.commands: dict[str, dict[str, Any]] = {}  # command_id -> result data of the applied command
@@ -208,6 +209,10 @@ class Core:
             aid = data["alert_id"]
             alert = apply(self.alerts.get(aid), transition, data)
             self.alerts[aid] = alert
+            if alert.is_open:
+                self.open_ids.add(aid)
+            else:
+                self.open_ids.discard(aid)
             key = (alert.rule, alert.unit)
             cur = self.latest.get(key)
             if cur is None or _seq(aid) >= _seq(cur):
@@ -452,7 +457,7 @@ class Core:
         """Escalations, duration rules that held long enough, no-data deadlines; and the reporting-timeliness
         figures of periods whose deadline passed ({field, cadence, period, value})."""
         out: list[Event] = []
-        for a in list(self.alerts.values()):
+        for a in [self.alerts[aid] for aid in sorted(self.open_ids)]:
             if a.state != "firing" or a.escalated:
                 continue
             rule = self.rules.get(a.rule)

@@ -81,6 +81,7 @@ class Step:
     events: int = 0
     updates: int = 0
     commands: int = 0
+    write_s: float = 0.0
 
 
 def alert_record(transition: str, data: dict[str, Any]) -> tuple[str, bytes, bytes]:
@@ -153,6 +154,7 @@ def build_core(ch: ClickHouse, catalog: Any | None = None) -> Core:
         except InvalidEvent as exc:  # a history that does not fold (`ioc reconcile` names it): left out
             broken.add(aid)
             core.alerts.pop(aid, None)
+            core.open_ids.discard(aid)
             log.error("alerts.history_broken", alert_id=aid, reason=str(exc))
     version_set = store.active_version_set(ch)
     if version_set:
@@ -184,7 +186,9 @@ class AlertsService:
         return out
 
     def _commit(self, step: Step, rows: list[tuple[str, dict[str, Any], Any]]) -> None:
+        t0 = time.perf_counter()
         store.write(self.ch, rows)
+        step.write_s = time.perf_counter() - t0
         step.records.extend(alert_record(t, d) for t, d, _ in rows)
         step.events += len(rows)
 

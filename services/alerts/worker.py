@@ -82,7 +82,8 @@ def create_app(settings: AlertSettings | None = None) -> Any:
                 events=step.events,
                 commands=step.commands,
                 updates=step.updates,
-                decide_write_ms=round((t1 - t0) * 1000, 1),
+                decide_ms=round((t1 - t0 - step.write_s) * 1000, 1),
+                write_ms=round(step.write_s * 1000, 1),
                 publish_ms=round((t2 - t1) * 1000, 1),
             )
 

@@ -112,3 +112,4 @@ def test_any_sequence_leaves_valid_alerts_and_replay_reproduces_them(ops):
         assert len(open_keys) == len(set(open_keys)), "one open alert per rule × unit"
         by_alert = sorted(log, key=lambda e: (e[1]["alert_id"], e[1]["version"]))
         assert fold(by_alert) == core.alerts
+        assert core.open_ids == {aid for aid, a in core.alerts.items() if a.state in OPEN}
