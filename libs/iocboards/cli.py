@@ -78,7 +78,13 @@ def publish_cmd(
     ),
 ) -> None:
     """Push folders, dashboards, the datasource and district team permissions; safe to run twice."""
+    from grafana_client.client import GrafanaException
+
     from iocboards.publish import publish
 
-    result = publish(url, token, clickhouse_url=clickhouse_url or None)
+    try:
+        result = publish(url, token, clickhouse_url=clickhouse_url or None)
+    except GrafanaException as exc:
+        typer.echo(f"✗ Grafana từ chối / Grafana refused: {exc.message} (HTTP {exc.status_code})", err=True)
+        raise typer.Exit(1) from exc
     typer.echo(json.dumps(result, ensure_ascii=False))
