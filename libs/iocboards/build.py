@@ -23,7 +23,7 @@ from iocboards.boards import (
 from ioccore.catalog import load_catalog
 from ioccore.settings import REPO_ROOT
 
-GRAFANA_DASHBOARDS_PATH = "/var/lib/grafana/dashboards"  # where deploy/k8s mounts dashboards/
+GRAFANA_DASHBOARDS_PATH = "/etc/grafana/dashboards"  # where the ioc-grafana image holds dashboards/
 
 
 def default_dir() -> Path:
@@ -53,7 +53,7 @@ def folders(catalog) -> list[dict[str, Any]]:
 
 
 def datasource_provisioning() -> dict[str, Any]:
-    # Secrets by reference: Grafana expands $VAR from its environment (a Kubernetes Secret in deploy/k8s).
+    # Secrets by reference: Grafana expands $VAR from its environment and $__file{} from a mounted Secret.
     return {
         "apiVersion": 1,
         "datasources": [
@@ -69,7 +69,8 @@ def datasource_provisioning() -> dict[str, Any]:
                     "username": "$IOC_GRAFANA_CLICKHOUSE_USER",
                     "defaultDatabase": "$IOC_GRAFANA_CLICKHOUSE_DATABASE",
                 },
-                "secureJsonData": {"password": "$IOC_GRAFANA_CLICKHOUSE_PASSWORD"},
+                # a file from the Secret ioc-clickhouse (deploy/k8s/base/grafana), never a value here
+                "secureJsonData": {"password": "$__file{/etc/secrets/clickhouse/grafana-password}"},
             }
         ],
     }
