@@ -6,7 +6,9 @@ import json
 
 import typer
 
-k8s_app = typer.Typer(help="deploy/k8s: generated topics, offline validation and policy scan", no_args_is_help=True)
+k8s_app = typer.Typer(
+    help="deploy/k8s: generated topics, offline validation and policy scan", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -33,8 +35,8 @@ def check_cmd(
     policy: bool = typer.Option(True, help="run the policy scan (checkov)"),
 ) -> None:
     """Render every overlay, validate every object offline, scan the policies; exit 1 on any problem."""
-    from iocdeploy.check import check
     from ioccore.errors import OperationalError
+    from iocdeploy.check import check
 
     try:
         reports = check(policy=policy)

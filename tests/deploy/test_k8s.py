@@ -27,7 +27,7 @@ def test_k8s_check_passes():
         [sys.executable, "-m", "ioccore.cli", "k8s", "check"], cwd=REPO_ROOT, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "✓ dev:" in proc.stdout and "✓ prod:" in proc.stdout
+    assert "✓ dev:" in proc.stdout and "✓ prod:" in proc.stdout and "✓ Dockerfile:" in proc.stdout
 
 
 def test_validation_rejects_broken_objects(prod):
