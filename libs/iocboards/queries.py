@@ -32,6 +32,24 @@ ACTIVE_VERSION_SET = (
 VALUES_FROM = f"FROM indicator_values FINAL WHERE version_set IN {ACTIVE_VERSION_SET}"
 
 
+# The start of the period that contains a date, per cadence (all exist on 18.16): a quarterly or yearly value
+# belongs in a range that overlaps its period even when the period started before the range.
+_PERIOD_START = {
+    "week": "toMonday",
+    "month": "toStartOfMonth",
+    "quarter": "toStartOfQuarter",
+    "year": "toStartOfYear",
+}
+
+
+def period_filter(cadence: str | None) -> str:
+    """Periods overlapping the dashboard range (`None`: any cadence, so from the start of the year)."""
+    if cadence == "day":
+        return "$__dateFilter(period_start)"
+    start = _PERIOD_START.get(cadence or "year", "toStartOfYear")
+    return f"period_start >= {start}(toDate($__fromTime)) AND period_start <= toDate($__toTime)"
+
+
 def in_list(values: Iterable[str]) -> str:
     return "(" + ", ".join(literal(v) for v in values) + ")"
 
@@ -41,7 +59,7 @@ def series(indicator: str, cadence: str, unit: str) -> str:
     return (
         f"SELECT toDateTime(period_start) AS time, value {VALUES_FROM} "
         f"AND indicator = {literal(indicator)} AND cadence = {literal(cadence)} AND unit = {unit} "
-        "AND $__dateFilter(period_start) ORDER BY time"
+        f"AND {period_filter(cadence)} ORDER BY time"
     )
 
 
@@ -51,7 +69,7 @@ def trend(indicators: list[str], cadence: str, unit: str, names: Mapping[str, st
         f"SELECT {bucket('period_start')} AS time, "
         f"transform(indicator, {_arr(names)}, {_arr(names.values())}, indicator) AS indicator_name, "
         f"avg(value) AS value {VALUES_FROM} AND indicator IN {in_list(indicators)} "
-        f"AND cadence = {literal(cadence)} AND unit = {unit} AND $__dateFilter(period_start) "
+        f"AND cadence = {literal(cadence)} AND unit = {unit} AND {period_filter(cadence)} "
         "GROUP BY time, indicator_name ORDER BY time"
     )
 
@@ -63,7 +81,7 @@ def latest_table(indicators: list[str], unit: str, names: Mapping[str, str]) -> 
         f"{_arr(names)}, {_arr(names.values())}, indicator) AS indicator_name, cadence, "
         "argMax(period, period_start) AS period, argMax(value, period_start) AS value, "
         f"max(updated_at) AS updated_at {VALUES_FROM} AND indicator IN {in_list(indicators)} "
-        f"AND unit = {unit} AND $__dateFilter(period_start) "
+        f"AND unit = {unit} AND {period_filter(None)} "
         "GROUP BY indicator, cadence ORDER BY indicator, cadence"
     )
 
@@ -73,7 +91,7 @@ def by_unit(indicator: str, cadence: str, units: Mapping[str, str]) -> str:
     return (
         f"SELECT transform(unit, {_arr(units)}, {_arr(units.values())}, unit) AS unit_name, "
         f"argMax(value, period_start) AS value {VALUES_FROM} AND indicator = {literal(indicator)} "
-        f"AND cadence = {literal(cadence)} AND unit IN {in_list(units)} AND $__dateFilter(period_start) "
+        f"AND cadence = {literal(cadence)} AND unit IN {in_list(units)} AND {period_filter(cadence)} "
         "GROUP BY unit_name ORDER BY unit_name"
     )
 
@@ -86,7 +104,7 @@ def map_points(indicator: str, cadence: str, points: Mapping[str, tuple[str, flo
         f"transform(unit, {_arr(codes)}, [{', '.join(repr(float(p[1])) for p in points.values())}], 0.) AS lat, "
         f"transform(unit, {_arr(codes)}, [{', '.join(repr(float(p[2])) for p in points.values())}], 0.) AS lon, "
         f"argMax(value, period_start) AS value {VALUES_FROM} AND indicator = {literal(indicator)} "
-        f"AND cadence = {literal(cadence)} AND unit IN {in_list(codes)} AND $__dateFilter(period_start) "
+        f"AND cadence = {literal(cadence)} AND unit IN {in_list(codes)} AND {period_filter(cadence)} "
         "GROUP BY unit ORDER BY unit"
     )
 

@@ -50,6 +50,7 @@ def test_every_query_expands_to_sql_without_grafana_syntax():
                 "$__timeFilter",
                 "$__dateFilter",
                 "$__interval_s",
+                "$__fromTime",
                 "$__toTime",
                 "$district",
                 "$commune",
@@ -62,11 +63,14 @@ def test_every_query_expands_to_sql_without_grafana_syntax():
         "$__timeFilter",
         "$__dateFilter",
         "$__interval_s",
+        "$__fromTime",
         "$__toTime",
         "$district",
         "$commune",
     }
     assert "toStartOfInterval(toDateTime(at), INTERVAL 3600 second)" in expand("$__timeInterval(at)", rng, {})
+    assert expand("$__fromTime", rng, {}) == "toDateTime(1772323200)"
+    assert expand("$__dateFilter(d)", rng, {}) == "d >= toDate('2026-03-01') AND d <= toDate('2026-04-01')"
     assert (
         expand("$__timeFilter(t)", rng, {}) == "t >= toDateTime(1772323200) AND t <= toDateTime(1775001600)"
     )
