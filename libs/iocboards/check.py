@@ -28,6 +28,7 @@ class Report:
     with_rows: int = 0
     failures: list[Failure] = field(default_factory=list)
     rows_by_board: dict[str, int] = field(default_factory=dict)
+    empty: list[PanelQuery] = field(default_factory=list)  # ran fine, returned no rows for this range
 
     def summary(self) -> dict[str, int]:
         return {"boards": self.boards, "panels": self.panels, "queries_ok": self.ok,
@@ -79,4 +80,6 @@ def check(
                 if rows:
                     report.with_rows += 1
                     report.rows_by_board[b.board.id] += len(rows)
+                else:
+                    report.empty.append(pq)
     return report

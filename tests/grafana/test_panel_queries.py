@@ -101,3 +101,11 @@ def test_every_panel_query_runs_and_returns_its_columns(clickhouse, records):
         assert report.rows_by_board[board_id] > 0, board_id
     assert report.rows_by_board["province.data_timeliness"] > 0
     assert report.with_rows > report.ok // 3
+    # a yearly or quarterly value shows although its period began before the range (2026-01-01 < 2026-03-01)
+    long_periods = [
+        pq
+        for b in built
+        for pq in b.queries
+        if "cadence = 'year'" in pq.sql or "cadence = 'quarter'" in pq.sql
+    ]
+    assert len([pq for pq in long_periods if pq not in report.empty]) > 0
