@@ -87,4 +87,7 @@ def publish_cmd(
     except GrafanaException as exc:
         typer.echo(f"✗ Grafana từ chối / Grafana refused: {exc.message} (HTTP {exc.status_code})", err=True)
         raise typer.Exit(1) from exc
+    except ValueError as exc:
+        typer.echo(f"✗ {exc}", err=True)
+        raise typer.Exit(2) from exc
     typer.echo(json.dumps(result, ensure_ascii=False))

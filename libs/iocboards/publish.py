@@ -64,6 +64,14 @@ def desired_datasource(source: Path, clickhouse_url: str | None) -> dict[str, An
             username=u.username or "default",
             defaultDatabase=(u.path or "/default").lstrip("/") or "default",
         )
+    # the provisioning file's $VARS are Grafana's to expand; through the API we expand them here
+    json_data = {k: os.path.expandvars(v) if isinstance(v, str) else v for k, v in json_data.items()}
+    unresolved = sorted(k for k, v in json_data.items() if isinstance(v, str) and v.startswith("$"))
+    if unresolved:
+        raise ValueError(
+            f"datasource {', '.join(unresolved)} unknown: pass --clickhouse-url clickhouse://user@host:9000/db "
+            "(or set IOC_GRAFANA_CLICKHOUSE_HOST, _USER, _DATABASE)"
+        )
     ds["jsonData"] = json_data
     ds.pop("secureJsonData", None)
     password = os.environ.get("IOC_GRAFANA_CLICKHOUSE_PASSWORD")
@@ -148,6 +156,7 @@ def publish(
     progress: bool = True,
 ) -> dict[str, Any]:
     source = source or default_dir()
+    datasource = desired_datasource(source, clickhouse_url)  # before any write: refuse early
     api = GrafanaApi.from_url(url, credential=token)
     pub = Publisher(api, source)
     folders = json.loads((source / "folders.json").read_text("utf-8"))
@@ -161,7 +170,7 @@ def publish(
             bar.advance(task)
             pub.permissions(f["uid"], teams)
             bar.advance(task)
-        pub.datasource(desired_datasource(source, clickhouse_url))
+        pub.datasource(datasource)
         bar.advance(task)
         for path in dashboards:
             pub.dashboard(json.loads(path.read_text("utf-8")), path.parent.name)

@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from iocboards.build import default_dir
 from iocboards.publish import publish
 from ioccore.settings import REPO_ROOT
@@ -67,6 +69,24 @@ def test_publish_is_idempotent_and_restricts_district_folders(monkeypatch):
         )
         assert third["changes"] == ["dashboard district-719-alerts"]
         assert [(m, p) for m, p, _ in grafana.writes()] == [("POST", "/api/dashboards/db")]
+
+
+def test_publish_needs_to_know_where_clickhouse_is(monkeypatch):
+    for var in (
+        "IOC_GRAFANA_CLICKHOUSE_HOST",
+        "IOC_GRAFANA_CLICKHOUSE_USER",
+        "IOC_GRAFANA_CLICKHOUSE_DATABASE",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    with FakeGrafana("tok") as grafana:
+        with pytest.raises(ValueError, match="--clickhouse-url"):
+            publish(grafana.url, "tok", progress=False)
+        assert grafana.writes() == []  # refused before writing anything
+        monkeypatch.setenv("IOC_GRAFANA_CLICKHOUSE_HOST", "clickhouse.ioc")
+        monkeypatch.setenv("IOC_GRAFANA_CLICKHOUSE_USER", "grafana")
+        monkeypatch.setenv("IOC_GRAFANA_CLICKHOUSE_DATABASE", "ioc")
+        publish(grafana.url, "tok", progress=False)
+        assert grafana.datasources["ioc-clickhouse"]["jsonData"]["host"] == "clickhouse.ioc"
 
 
 def test_publish_command_refuses_a_wrong_token():
