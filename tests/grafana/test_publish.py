@@ -92,7 +92,8 @@ def test_publish_needs_to_know_where_clickhouse_is(monkeypatch):
 def test_publish_command_refuses_a_wrong_token():
     with FakeGrafana("right") as grafana:
         proc = subprocess.run(
-            [sys.executable, "-m", "ioccore.cli", "grafana", "publish", "--url", grafana.url, "--token", "wrong"],
+            [sys.executable, "-m", "ioccore.cli", "grafana", "publish", "--url", grafana.url, "--token", "wrong",
+             "--clickhouse-url", "clickhouse://grafana@ch.ioc:9000/ioc"],
             cwd=REPO_ROOT, capture_output=True, text=True,
         )  # fmt: skip
     assert proc.returncode == 1
