@@ -5,18 +5,12 @@ the columns its panel reads."""
 from __future__ import annotations
 
 import datetime as dt
-import json
-import subprocess
-import sys
-import zlib
-from collections import defaultdict
 
 import pytest
 
 from iocboards.boards import build_all
 from iocboards.check import check
 from iocboards.queries import TimeRange
-from ioccore.archive import RecordRef
 from ioccore.catalog import load_catalog
 from ioccore.settings import REPO_ROOT
 from ioccore.topics import EVENTS
@@ -24,44 +18,14 @@ from services.indicators import store
 from services.indicators.engine import Engine
 from services.indicators.model import boundaries, compile_model
 from services.indicators.processor import Processor
+from tests.indicators.test_reconcile_replay import records  # noqa: F401 - the same simulated day, as records
 
 pytestmark = pytest.mark.clickhouse
-DAY = "2026-03-31"
 # Tables of other services' migrations; their boards are checked once those migrations are merged.
 OTHER_SERVICES = {"alerts": "0004_alerts.sql", "alert_events": "0004_alerts.sql", "calls": "0005_hotline.sql"}
 
 
-@pytest.fixture(scope="module")
-def records(tmp_path_factory) -> list[RecordRef]:
-    path = tmp_path_factory.mktemp("sim") / "day.jsonl"
-    subprocess.run(
-        [sys.executable, "-m", "ioccore.cli", "simulate", "--start", DAY, "--days", "1",
-         "--bad-rate", "0.002", "--out", "file", "--file", str(path), "--no-progress"],
-        check=True, cwd=REPO_ROOT, capture_output=True,
-    )  # fmt: skip
-    by_key: dict[str, list[bytes]] = defaultdict(list)
-    for line in path.read_bytes().splitlines():
-        if b'"vn.binhduong.hotline.' in line:
-            continue  # the hotline topic's events
-        try:
-            key = json.loads(line).get("subject", "x")
-        except ValueError:
-            key = "x"
-        by_key[str(key)].append(line)
-    out, offsets = [], [0, 0, 0, 0]
-    for key, lines in sorted(by_key.items()):
-        p = zlib.crc32(key.encode()) % 4
-        for start in range(0, len(lines), 300):
-            out.append(
-                RecordRef(
-                    EVENTS, p, offsets[p], key.encode(), b"[" + b",".join(lines[start : start + 300]) + b"]"
-                )
-            )
-            offsets[p] += 1
-    return out
-
-
-def test_every_panel_query_runs_and_returns_its_columns(clickhouse, records):
+def test_every_panel_query_runs_and_returns_its_columns(clickhouse, records):  # noqa: F811
     catalog = load_catalog()
     model = compile_model(catalog)
     version = store.ensure_active_version(clickhouse, "2024", model.catalog_hash)
