@@ -134,7 +134,7 @@ def open_alerts(district: str | None) -> str:
     return (
         "SELECT opened_at, updated_at, severity, state, district, unit, title_vi, indicator, value, threshold, "
         "assignee FROM alerts FINAL WHERE state != 'resolved'"
-        f"{_district_filter(district)} AND $__timeFilter(updated_at) "
+        f"{_district_filter(district)} "  # every open alert, however old: the ticker is current state
         "ORDER BY indexOf(['critical', 'warning', 'info'], severity), updated_at DESC LIMIT 200"
     )
 
