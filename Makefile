@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEBS := clickhouse-server clickhouse-client
 PYTEST_ARGS ?=
 
-.PHONY: setup system-packages run test test-unit lint bench stack-up stack-down clean
+.PHONY: setup system-packages run test test-unit lint bench stack-up stack-down clean k8s-tools k8s-check
 
 setup: system-packages $(STAMP)
 
@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 run: setup
 	$(BIN)/ioc run
 
-test: setup
+test: setup k8s-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Pure unit tests only: no broker, no ClickHouse.
@@ -44,6 +44,25 @@ lint: setup
 
 bench: setup
 	$(BIN)/ioc bench all
+
+# deploy/k8s checks: kubectl (kustomize) and node/npm from Debian when missing, the Strimzi CR schemas from
+# npm (pinned in deploy/k8s/tools), checkov in its own venv (it pins packaging<24, which pytest 9 refuses).
+POLICY_VENV := .venv-policy
+k8s-tools: setup
+	@missing=""; command -v kubectl >/dev/null || missing="$$missing kubernetes-client"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; command -v npm >/dev/null || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@test -x $(POLICY_VENV)/bin/checkov || { $(PYTHON) -m venv $(POLICY_VENV) && \
+	  $(POLICY_VENV)/bin/pip install -q "$$($(BIN)/python -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["policy"][0])')"; }
+	@test -d deploy/k8s/tools/node_modules/@kubernetes-models/strimzi-kafka-operator || \
+	  (cd deploy/k8s/tools && npm ci --no-audit --no-fund --loglevel=error)
+
+# Every overlay renders, every object validates offline, the policy scan passes (also run by `make test`).
+k8s-check: k8s-tools
+	$(BIN)/ioc k8s check
 
 stack-up: setup
 	$(BIN)/ioc stack up

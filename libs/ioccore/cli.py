@@ -93,7 +93,12 @@ def stack_status(
 
 
 @app.command()
-def migrate() -> None:
+def migrate(
+    cluster: Annotated[
+        str,
+        typer.Option(help="ClickHouse cluster: Replicated tables with a Distributed layer (deploy/k8s prod)"),
+    ] = "",
+) -> None:
     """Apply the ClickHouse migrations that are missing (safe to run twice)."""
     from ioccore.clickhouse import connect
     from ioccore.logging import configure_logging
@@ -104,7 +109,7 @@ def migrate() -> None:
     settings = get_settings()
     try:
         ch = connect()
-        applied = run_migrate(ch, settings.contracts_dir / "clickhouse")
+        applied = run_migrate(ch, settings.contracts_dir / "clickhouse", cluster or None)
     except (OperationalError, ContractError) as exc:
         _fail(exc)
     out.print(

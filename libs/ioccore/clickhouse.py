@@ -36,6 +36,9 @@ class ClickHouse(Protocol):
     database: str
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> Rows: ...
+    def execute_with_columns(
+        self, sql: str, params: Mapping[str, Any] | None = None
+    ) -> tuple[list[str], Rows]: ...
     def insert(self, table: str, columns: Mapping[str, Sequence[Any]]) -> int: ...
     def version(self) -> str: ...
     def ensure_database(self) -> None: ...
@@ -107,6 +110,14 @@ class NativeClickHouse:
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> Rows:
         query = render(sql, params)
         return self._run("execute", lambda: self._client.execute(query))
+
+    def execute_with_columns(
+        self, sql: str, params: Mapping[str, Any] | None = None
+    ) -> tuple[list[str], Rows]:
+        """The rows and the result's column names (for checks of queries written elsewhere, e.g. boards)."""
+        query = render(sql, params)
+        rows, types = self._run("execute", lambda: self._client.execute(query, with_column_types=True))
+        return [name for name, _ in types], rows
 
     def insert(self, table: str, columns: Mapping[str, Sequence[Any]]) -> int:
         names = [identifier(c) for c in columns]
@@ -188,6 +199,19 @@ class ChdbClickHouse:
         payload = json.loads(text)
         types = [m["type"] for m in payload.get("meta", [])]
         return [tuple(_chdb_value(t, v) for t, v in zip(types, row, strict=True)) for row in payload["data"]]
+
+    def execute_with_columns(
+        self, sql: str, params: Mapping[str, Any] | None = None
+    ) -> tuple[list[str], Rows]:
+        res = self._query(render(sql, params))
+        text = res.bytes().decode("utf-8") if hasattr(res, "bytes") else str(res)
+        if not text.strip():
+            return [], []
+        payload = json.loads(text)
+        meta = payload.get("meta", [])
+        types = [m["type"] for m in meta]
+        rows = [tuple(_chdb_value(t, v) for t, v in zip(types, row, strict=True)) for row in payload["data"]]
+        return [m["name"] for m in meta], rows
 
     def insert(self, table: str, columns: Mapping[str, Sequence[Any]]) -> int:
         names = [identifier(c) for c in columns]

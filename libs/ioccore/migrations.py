@@ -17,6 +17,7 @@ from pathlib import Path
 from ioccore.clickhouse import ClickHouse
 from ioccore.errors import ContractError
 from ioccore.logging import get_logger
+from ioccore.sql import identifier
 
 log = get_logger("ioccore.migrations")
 
@@ -57,6 +58,49 @@ def split_statements(sql: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Cluster mode (deploy/k8s prod): each table becomes a Replicated `<name>_local` on every node and a
+# Distributed `<name>` over them, so services keep their table names. Rows are sharded by the table's
+# natural key (its ORDER BY), so every version of a row lands on one shard and FINAL / argMax stay right.
+# ---------------------------------------------------------------------------------------------------------
+# Tables whose rows must stay together on one shard: a flush of a stream partition is one INSERT with its
+# checkpoint row (services/indicators), so they are sharded by that partition.
+SHARD_KEYS = {"indicator_partials": "(version_set, partition)"}
+_CREATE = re.compile(
+    r"(?is)^\s*CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+(\w+)\s*(\(.*\))\s*ENGINE\s*=\s*(\w*MergeTree)\s*"
+    r"(?:\((.*?)\))?\s*(.*)$"
+)
+_ORDER_BY = re.compile(r"(?is)\bORDER\s+BY\s+(.+?)\s*(?:\bSETTINGS\b.*)?$")
+
+
+def on_cluster(stmt: str, cluster: str, database: str) -> list[str]:
+    """The statements that create `stmt`'s table on `cluster`: Replicated local table + Distributed table."""
+    m = _CREATE.match(stmt)
+    if not m:
+        raise ContractError(
+            f"cluster mode handles CREATE TABLE ... MergeTree statements only, not: {stmt[:80]}"
+        )
+    name, columns, engine, args, rest = m.groups()
+    order = _ORDER_BY.search(rest)
+    if not order:
+        raise ContractError(f"{name}: no ORDER BY to shard by")
+    identifier(cluster)
+    identifier(database)
+    key = SHARD_KEYS.get(name, order.group(1).strip())
+    engine_args = f"'/clickhouse/ioc/tables/{{shard}}/{database}/{name}_local', '{{replica}}'"
+    if args and args.strip():
+        engine_args += f", {args.strip()}"
+    local = (
+        f"CREATE TABLE IF NOT EXISTS {name}_local ON CLUSTER {cluster} {columns} "
+        f"ENGINE = Replicated{engine}({engine_args}) {rest}"
+    )
+    distributed = (
+        f"CREATE TABLE IF NOT EXISTS {name} ON CLUSTER {cluster} AS {name}_local "
+        f"ENGINE = Distributed({cluster}, {database}, {name}_local, cityHash64({key}))"
+    )
+    return [local, distributed]
+
+
 def load_migrations(directory: Path) -> list[Migration]:
     found: list[Migration] = []
     for path in sorted(directory.glob("*.sql")):
@@ -78,16 +122,21 @@ def load_migrations(directory: Path) -> list[Migration]:
     return found
 
 
-def applied(ch: ClickHouse) -> dict[int, str]:
-    ch.execute(LEDGER_DDL)
+def applied(ch: ClickHouse, cluster: str | None = None) -> dict[int, str]:
+    for stmt in on_cluster(LEDGER_DDL, cluster, ch.database) if cluster else [LEDGER_DDL]:
+        ch.execute(stmt)
     return {int(v): str(c) for v, c in ch.execute("SELECT version, checksum FROM schema_migrations FINAL")}
 
 
-def migrate(ch: ClickHouse, directory: Path) -> list[Migration]:
-    """Apply what is missing, in order. Returns the migrations applied now."""
+def migrate(ch: ClickHouse, directory: Path, cluster: str | None = None) -> list[Migration]:
+    """Apply what is missing, in order. Returns the migrations applied now. With `cluster`, every table is
+    created Replicated on each node of that cluster with a Distributed table over it (see on_cluster)."""
     ch.ensure_database()
+    if cluster:
+        identifier(cluster)
+        ch.execute(f"CREATE DATABASE IF NOT EXISTS {identifier(ch.database)} ON CLUSTER {cluster}")
     migrations = load_migrations(directory)
-    done = applied(ch)
+    done = applied(ch, cluster)
     for mig in migrations:
         if mig.version in done and done[mig.version] != mig.checksum:
             raise ContractError(
@@ -99,7 +148,8 @@ def migrate(ch: ClickHouse, directory: Path) -> list[Migration]:
         if mig.version in done:
             continue
         for stmt in mig.statements():
-            ch.execute(stmt)
+            for part in on_cluster(stmt, cluster, ch.database) if cluster else [stmt]:
+                ch.execute(part)
         ch.insert(
             "schema_migrations",
             {
