@@ -56,6 +56,11 @@ class Flush:
 
 ValueKey = tuple[str, int, str, str]
 
+# Indicator updates on ioc.indicators: CloudEvents (contracts/events/indicators/value.updated.schema.json).
+UPDATE_TYPE = "vn.binhduong.indicators.value.updated"
+UPDATE_SOURCE = "urn:ioc:indicators"
+PROVINCE_TZ = dt.timezone(dt.timedelta(hours=7))
+
 
 class Processor:
     def __init__(
@@ -274,6 +279,7 @@ class Processor:
         rows: list[tuple[Any, ...]] = []
         updates: dict[str, list[dict[str, Any]]] = {}
         now = int(time.time())
+        stamp = dt.datetime.fromtimestamp(now, PROVINCE_TZ).isoformat()
         fields = self.model.fields
         for key in targets:
             value, n, version = value_of(key)
@@ -305,19 +311,36 @@ class Processor:
             if prev is None or prev[1] != value:
                 updates.setdefault(unit, []).append(
                     {
-                        "indicator": indicator,
-                        "cadence": cadence,
-                        "unit": unit,
-                        "level": level,
-                        "period": period,
-                        "value": value,
-                        "n": n,
-                        "version": version,
-                        "version_set": self.version_set,
+                        "specversion": "1.0",
+                        "id": f"{indicator}|{cadence}|{unit}|{period}|{version}",
+                        "source": UPDATE_SOURCE,
+                        "type": UPDATE_TYPE,
+                        "time": stamp,
+                        "subject": unit,
+                        "datacontenttype": "application/json",
+                        "data": {
+                            "indicator": indicator,
+                            "field": fields.get(indicator, ""),
+                            "cadence": cadence,
+                            "level": level,
+                            "unit": unit,
+                            "period": period,
+                            "period_start": period_start(period).isoformat(),
+                            "value": value,
+                            "n": n,
+                            "version": version,
+                            "version_set": self.version_set,
+                        },
                     }
                 )
         return rows, updates
 
 
-def encode_updates(updates: list[dict[str, Any]]) -> bytes:
-    return _enc.encode(updates)
+UPDATES_PER_RECORD = 1000  # ~0.4 MB: under the producer's 1 MB request limit
+
+
+def encode_updates(updates: list[dict[str, Any]]) -> list[bytes]:
+    """The records of a unit's updates: CloudEvents batches (JSON arrays) of at most UPDATES_PER_RECORD."""
+    return [
+        _enc.encode(updates[i : i + UPDATES_PER_RECORD]) for i in range(0, len(updates), UPDATES_PER_RECORD)
+    ]

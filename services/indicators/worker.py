@@ -123,8 +123,9 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
                     )
                 flush = await asyncio.to_thread(proc.commit, flush, changed)
                 futures = [
-                    await producer.send(INDICATORS, unit.encode(), encode_updates(ups), None, None, None)
+                    await producer.send(INDICATORS, unit.encode(), record, None, None, None)
                     for unit, ups in flush.updates.items()
+                    for record in encode_updates(ups)
                 ]
                 if futures:
                     await asyncio.gather(*futures)
