@@ -96,7 +96,8 @@ ENGINE = ReplacingMergeTree(revision)
 PARTITION BY substring(period, 1, 4)
 ORDER BY (indicator, cadence, unit, period);
 
--- 115 facilities' availability (vn.binhduong.hotline.facility.availability); the newest event wins.
+-- 115 facilities' availability events (vn.binhduong.hotline.facility.availability), once per event: a call is
+-- routed by the availability at the time it was received (the newest event at or before it).
 CREATE TABLE IF NOT EXISTS facility_availability
 (
     hospital  String,
@@ -105,5 +106,5 @@ CREATE TABLE IF NOT EXISTS facility_availability
     event_id  String,
     reason    String
 )
-ENGINE = ReplacingMergeTree(time_ms)
-ORDER BY hospital;
+ENGINE = ReplacingMergeTree()
+ORDER BY (hospital, time_ms, event_id);

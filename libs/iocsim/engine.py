@@ -525,11 +525,18 @@ class Simulation:
         emit("call.callback", tb, back)
 
     def _nearest_hospital(self, lat: float, lon: float) -> tuple[str, float]:
+        """The nearest facility that receives 115 patients (great-circle distance; ties: the code)."""
         best, best_km = "", 1e9
-        coslat = math.cos(math.radians(lat))
         for h in self.ref.hospitals:
-            km = 111.2 * math.hypot(h["lat"] - lat, (h["lon"] - lon) * coslat)
-            if km < best_km:
+            if not h.get("receives_115", True):
+                continue
+            p1, p2 = math.radians(lat), math.radians(h["lat"])
+            a = (
+                math.sin((p2 - p1) / 2) ** 2
+                + math.cos(p1) * math.cos(p2) * math.sin(math.radians(h["lon"] - lon) / 2) ** 2
+            )
+            km = 2 * 6371.0 * math.asin(math.sqrt(a))
+            if (km, h["code"]) < (best_km, best):
                 best, best_km = h["code"], km
         return best, round(best_km, 2)
 

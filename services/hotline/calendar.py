@@ -29,9 +29,7 @@ class WorkingCalendar:
     def __init__(self, doc: dict[str, Any]):
         wh = doc["working_hours"]
         self.weekdays = frozenset(int(d) for d in wh["weekdays"])
-        self.windows = sorted(
-            (_minutes(a), _minutes(b)) for a, b in (w.split("-") for w in wh["windows"])
-        )
+        self.windows = sorted((_minutes(a), _minutes(b)) for a, b in (w.split("-") for w in wh["windows"]))
         self.holidays = frozenset(dt.date.fromisoformat(str(h["date"])) for h in doc.get("holidays") or [])
         self.working_days = frozenset(dt.date.fromisoformat(str(d)) for d in doc.get("working_days") or [])
 

@@ -46,10 +46,14 @@ def status(
     out.print(f"Bất thường / anomalies: {doc['anomalies'] or '—'}")
     out.print(f"Thư chết / dead letters: {doc['dead_letters']:,}")
     n = doc["forwarded_115_to_nearest"]
-    out.print(f"115 chuyển đến cơ sở gần nhất / to the nearest facility: {n['nearest']:,} / {n['forwarded']:,}")
+    out.print(
+        f"115 chuyển đến cơ sở gần nhất / to the nearest facility: {n['nearest']:,} / {n['forwarded']:,}"
+    )
     out.print(f"Số liệu đã báo cáo / figures reported: {doc['figures']:,}")
     for row in doc.get("hourly", []):
-        out.print(f"  {row['line']:>4} {row['field']:<24} {row['district']} {row['hour']:02d}h {row['calls']:>5}")
+        out.print(
+            f"  {row['line']:>4} {row['field']:<24} {row['district']} {row['hour']:02d}h {row['calls']:>5}"
+        )
 
 
 @hotline_app.command("reconcile")
@@ -74,7 +78,9 @@ def reconcile(
         print(json.dumps(rep.as_dict(), ensure_ascii=False))
     else:
         mark = "✓" if rep.mismatches == 0 else "✗"
-        out.print(f"{mark} {rep.checked:,} số liệu đã đối soát / figures checked, {rep.mismatches:,} lệch / mismatches")
+        out.print(
+            f"{mark} {rep.checked:,} số liệu đã đối soát / figures checked, {rep.mismatches:,} lệch / mismatches"
+        )
         for ex in rep.examples:
             out.print(f"  {ex}")
     if rep.mismatches:

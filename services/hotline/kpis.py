@@ -44,7 +44,12 @@ BY_CATEGORY_1022 = (
     "surveyed",
     "satisfied",
 )
-BY_FOCAL_POINT_1022 = ("requests_forwarded", "requests_resolved", "requests_resolved_on_time", "requests_overdue")
+BY_FOCAL_POINT_1022 = (
+    "requests_forwarded",
+    "requests_resolved",
+    "requests_resolved_on_time",
+    "requests_overdue",
+)
 SUMS_115 = {
     "requests_received": lambda c: True,
     "calls_answered": lambda c: c.answered,
@@ -140,7 +145,9 @@ def province_day_figures(calls: Iterable[CallState], district_of: dict[str, str]
             out[FigureKey(f"{field}.wait_seconds_{name}", scope, period_of(day))] = quantile(values, q) or 0.0
     for (scope, day), values in forwards.items():
         for name, q in QUANTILES.items():
-            out[FigureKey(f"{F115}.forward_seconds_{name}", scope, period_of(day))] = quantile(values, q) or 0.0
+            out[FigureKey(f"{F115}.forward_seconds_{name}", scope, period_of(day))] = (
+                quantile(values, q) or 0.0
+            )
     return out
 
 

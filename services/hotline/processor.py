@@ -120,7 +120,8 @@ class Processor:
         self.calls: dict[str, Call] = {}
         self.by_day: dict[int, set[str]] = {}
         self.watermark = 0
-        self.unavailable: dict[str, tuple[int, str, bool]] = {}  # hospital -> (t, id, available)
+        # hospital -> its availability events (t, id, available), in time order
+        self.availability: dict[str, list[tuple[int, str, bool]]] = {}
         self.emitted: dict[FigureKey, tuple[float, int]] = {}
         self.callers: dict[str, set[str]] = {}  # caller hash -> call ids seen
         self.totals: dict[str, int] = {"records": 0, "events": 0, "dead_lettered": 0}
@@ -149,9 +150,24 @@ class Processor:
                 self._link_caller(call)
                 self._suggest(call)
         for hospital, available, t, id_ in store.load_availability(self.ch):
-            self.unavailable[hospital] = (t, id_, bool(available))
+            self._set_availability(hospital, t, id_, bool(available))
         self.emitted = store.load_figures(self.ch)
         return len(self.calls)
+
+    def _set_availability(self, hospital: str, t: int, id_: str, available: bool) -> None:
+        hist = self.availability.setdefault(hospital, [])
+        if (t, id_, available) not in hist:
+            hist.append((t, id_, available))
+            hist.sort()
+
+    def unavailable_at(self, t: int) -> set[str]:
+        """Facilities whose latest availability event at or before `t` says unavailable."""
+        down = set()
+        for hospital, hist in self.availability.items():
+            state = [ok for at, _, ok in hist if at <= t]
+            if state and not state[-1]:
+                down.add(hospital)
+        return down
 
     def _new_call(self, call_id: str) -> Call:
         call = Call(call_id)
@@ -226,9 +242,7 @@ class Processor:
                 )  # fmt: skip
                 return
             flush.events += 1
-            cur = self.unavailable.get(code)
-            if cur is None or (t, ev.id) > (cur[0], cur[1]):
-                self.unavailable[code] = (t, ev.id, bool(ev.data["available"]))
+            self._set_availability(code, t, ev.id, bool(ev.data["available"]))
             flush.availability.append(
                 (code, bool(ev.data["available"]), t, ev.id, str(ev.data.get("reason", "")))
             )
@@ -299,7 +313,7 @@ class Processor:
         if s.line == "1022" and s.field and not call.suggested_focal_point:
             call.suggested_focal_point = self.router.focal_point(s.field, s.unit).code
         if s.line == "115" and s.known and not call.suggested_hospital:
-            down = {h for h, (_, _, ok) in self.unavailable.items() if not ok}
+            down = self.unavailable_at(s.received_at if s.received_at is not None else s.first_t)
             hit = self.router.nearest_hospital(s.unit, s.lat, s.lon, down)
             if hit is not None:
                 call.suggested_hospital, call.suggested_km = hit.code, hit.distance_km
@@ -420,9 +434,7 @@ class Processor:
         new.update(province_day_figures(day_calls, self.router.district_of))  # type: ignore[arg-type]
         periods = {period_of(d) for d in days}
         if backlog_days:
-            open_calls = [
-                c.state for c in self.calls.values() if c.state is not None and c.state.focal_point
-            ]
+            open_calls = [c.state for c in self.calls.values() if c.state is not None and c.state.focal_point]
             new.update(backlog_figures(open_calls, backlog_days))  # type: ignore[arg-type]
             periods_b = {period_of(d) for d in backlog_days}
         else:

@@ -64,9 +64,7 @@ FP_SUMS = (
     "SELECT day, focal_point, count(), countIf(resolved), countIf(on_time), countIf(overdue) "
     "FROM ({per_call}) WHERE line = '1022' AND focal_point != '' GROUP BY day, focal_point"
 )
-HOSPITAL_SUMS = (
-    "SELECT day, hospital, count() FROM ({per_call}) WHERE line = '115' AND hospital != '' GROUP BY day, hospital"
-)
+HOSPITAL_SUMS = "SELECT day, hospital, count() FROM ({per_call}) WHERE line = '115' AND hospital != '' GROUP BY day, hospital"
 WAITS = (
     "SELECT line, scope, day, arraySort(groupArray(wait_s)) FROM ("
     "  SELECT line, day, wait_s, arrayJoin([transform(unit, %(units)s, %(districts)s, '74'), '74']) AS scope"
@@ -84,9 +82,7 @@ BACKLOG = (
     "SELECT count() FROM ({per_call}) WHERE line = '1022' AND focal_point = %(fp)s "
     "AND forwarded_ms <= %(end)s AND NOT (resolved AND callback_ms <= %(end)s)"
 )
-REPORTED = (
-    "SELECT indicator, unit, period, argMax(value, revision) FROM hotline_figures GROUP BY indicator, unit, period"
-)
+REPORTED = "SELECT indicator, unit, period, argMax(value, revision) FROM hotline_figures GROUP BY indicator, unit, period"
 
 
 @dataclass

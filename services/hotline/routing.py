@@ -65,7 +65,11 @@ class Router:
         return (u.lat, u.lon) if u else None
 
     def nearest_hospital(
-        self, unit: str, lat: float | None, lon: float | None, unavailable: frozenset[str] | set[str] = frozenset()
+        self,
+        unit: str,
+        lat: float | None,
+        lon: float | None,
+        unavailable: frozenset[str] | set[str] = frozenset(),
     ) -> Suggestion | None:
         """The nearest facility receiving 115 patients and not marked unavailable (ties: the code decides)."""
         origin = self.origin(unit, lat, lon)

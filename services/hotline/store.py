@@ -36,7 +36,18 @@ def seq_of(ev: CallEvent) -> str:
 
 
 def dead_columns() -> dict[str, list[Any]]:
-    cols = ("received_at", "topic", "partition", "offset", "position", "key", "raw", "reason", "source", "type")
+    cols = (
+        "received_at",
+        "topic",
+        "partition",
+        "offset",
+        "position",
+        "key",
+        "raw",
+        "reason",
+        "source",
+        "type",
+    )
     return {c: [] for c in cols}
 
 
@@ -179,8 +190,8 @@ def load_availability(ch: ClickHouse) -> list[tuple[str, int, int, str]]:
     return [
         (h, int(a), int(t), i)
         for h, a, t, i in ch.execute(
-            "SELECT hospital, argMax(available, time_ms), max(time_ms), argMax(event_id, time_ms) "
-            "FROM facility_availability GROUP BY hospital"
+            "SELECT hospital, available, time_ms, event_id FROM facility_availability "
+            "GROUP BY hospital, available, time_ms, event_id"
         )
     ]
 
@@ -211,9 +222,7 @@ def calls_summary(ch: ClickHouse) -> dict[str, Any]:
         "SELECT countIf(hospital != '' AND hospital = suggested_hospital), countIf(hospital != '') "
         "FROM calls FINAL WHERE line = '115'"
     )
-    dead = ch.execute(
-        "SELECT count() FROM dead_letters FINAL WHERE topic = %(t)s", {"t": HOTLINE_CALLS}
-    )
+    dead = ch.execute("SELECT count() FROM dead_letters FINAL WHERE topic = %(t)s", {"t": HOTLINE_CALLS})
     return {
         "calls": by_state,
         "anomalies": anomalies,

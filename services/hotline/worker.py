@@ -64,7 +64,9 @@ async def publish(producer: Any, flush: Flush) -> None:
             await producer.send(DEADLETTER, key, raw, None, None, [("reason", reason.encode()[:4000])])
         )
     for key, event in flush.derived:
-        futures.append(await producer.send(HOTLINE_CALLS, key.encode(), encode_event(event), None, None, None))
+        futures.append(
+            await producer.send(HOTLINE_CALLS, key.encode(), encode_event(event), None, None, None)
+        )
     for key, event in flush.live:
         futures.append(await producer.send(HOTLINE_LIVE, key.encode(), encode_event(event), None, None, None))
     by_unit: dict[str, list[dict[str, Any]]] = {}
