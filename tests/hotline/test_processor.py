@@ -89,11 +89,18 @@ def test_a_flaky_day_loses_no_call_counts_every_anomaly_and_reconciles(clickhous
     # live summaries for every call touched, never a clear number
     live = [e for f in flushes for _, e in f.live]
     assert {e["data"]["call_id"] for e in live} >= received
-    assert all(get_settings().contracts_dir for _ in [0])
     contracts = catalog.contracts
     assert all(contracts.check(e) is None for e in live[:500])
     assert all(contracts.check(e) is None for f in flushes for _, e, *_ in f.figures[:50])
     assert all(contracts.check(e) is None for f in flushes for _, e in f.derived)
+    # a figure that drifted from its events is caught
+    clickhouse.execute(
+        "INSERT INTO hotline_figures (indicator, cadence, unit, period, value, revision, event_id, time, updated_at) "
+        "SELECT indicator, cadence, unit, period, value + 1, revision + 1000, 'tampered', time, updated_at "
+        "FROM hotline_figures WHERE indicator = 'hotline_1022.calls_received' ORDER BY unit, period LIMIT 1"
+    )
+    tampered = check(clickhouse, catalog)
+    assert tampered.mismatches == 1 and "hotline_1022.calls_received" in tampered.examples[0]
 
 
 def test_no_table_holds_a_clear_caller_number(clickhouse, catalog, two_days) -> None:
