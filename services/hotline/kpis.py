@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
 
-from ioccore.catalog import slug
+from ioccore.catalog import slug as _slug
 from services.hotline.calls import CallState, local_day
 
 F1022 = "hotline_1022"
@@ -56,8 +57,10 @@ SUMS_115 = {
     "requests_forwarded": lambda c: bool(c.hospital),
 }
 QUANTILES = {"p50": 0.5, "p90": 0.9}
+slug = lru_cache(maxsize=1024)(_slug)
 
 
+@lru_cache(maxsize=4096)
 def period_of(day: int) -> str:
     return (EPOCH + dt.timedelta(days=day)).isoformat()
 
@@ -75,8 +78,7 @@ def quantile(values: list[int], q: float) -> float | None:
     return float(s[min(int(q * len(s)), len(s) - 1)])
 
 
-@dataclass(frozen=True)
-class FigureKey:
+class FigureKey(NamedTuple):
     indicator: str
     unit: str
     period: str
@@ -84,6 +86,14 @@ class FigureKey:
     @property
     def field(self) -> str:
         return self.indicator.split(".", 1)[0]
+
+
+def is_unit_figure(indicator: str, topics: set[str]) -> bool:
+    """Made by unit_day_figures (a unit's cohort), rather than by province_day_figures or backlog_figures."""
+    field, _, rest = indicator.partition(".")
+    name, _, key = rest.partition(".")
+    names = SUMS_1022 if field == F1022 else SUMS_115
+    return name in names and (key == "" or key in topics)
 
 
 def _add(out: dict[FigureKey, float], indicator: str, unit: str, period: str, n: float = 1) -> None:

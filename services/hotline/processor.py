@@ -38,6 +38,7 @@ from services.hotline.kpis import (
     F1022,
     FigureKey,
     backlog_figures,
+    is_unit_figure,
     period_of,
     province_day_figures,
     unit_day_figures,
@@ -80,6 +81,7 @@ class Call:
     suggested_hospital: str = ""
     suggested_km: float | None = None
     repeat_caller: bool = False
+    batch_kinds: set[str] = field(default_factory=set)  # kinds of the events the current batch brought
 
 
 @dataclass
@@ -123,6 +125,9 @@ class Processor:
         # hospital -> its availability events (t, id, available), in time order
         self.availability: dict[str, list[tuple[int, str, bool]]] = {}
         self.emitted: dict[FigureKey, tuple[float, int]] = {}
+        self.emitted_by_period: dict[str, set[FigureKey]] = {}
+        self.by_unit_day: dict[tuple[str, int], set[str]] = {}
+        self.forwarded_1022: set[str] = set()  # calls forwarded to a focal point (backlog)
         self.callers: dict[str, set[str]] = {}  # caller hash -> call ids seen
         self.totals: dict[str, int] = {"records": 0, "events": 0, "dead_lettered": 0}
         self.anomaly_totals: dict[str, int] = {}
@@ -151,7 +156,8 @@ class Processor:
                 self._suggest(call)
         for hospital, available, t, id_ in store.load_availability(self.ch):
             self._set_availability(hospital, t, id_, bool(available))
-        self.emitted = store.load_figures(self.ch)
+        for key, (value, revision) in store.load_figures(self.ch).items():
+            self._remember(key, value, revision)
         return len(self.calls)
 
     def _set_availability(self, hospital: str, t: int, id_: str, available: bool) -> None:
@@ -287,15 +293,24 @@ class Processor:
         flush.event_rows.append((ce, rec))
         if ce.source != SOURCE:
             self.watermark = max(self.watermark, ce.t)
+        if call.call_id not in touched:
+            call.batch_kinds = set()
+        call.batch_kinds.add(kind)
         touched[call.call_id] = call
 
     # -- derive ----------------------------------------------------------------------------------------------
     def _refold(self, call: Call) -> None:
         old = call.state
-        call.state = fold(call.call_id, call.events.values())
-        if old is not None and old.day != call.state.day:
+        new = call.state = fold(call.call_id, call.events.values())
+        if old is not None and (old.day, old.unit) != (new.day, new.unit):
             self.by_day.get(old.day, set()).discard(call.call_id)
-        self.by_day.setdefault(call.state.day, set()).add(call.call_id)
+            self.by_unit_day.get((old.unit, old.day), set()).discard(call.call_id)
+        self.by_day.setdefault(new.day, set()).add(call.call_id)
+        self.by_unit_day.setdefault((new.unit, new.day), set()).add(call.call_id)
+        if new.line == "1022" and new.focal_point and new.forwarded_at is not None:
+            self.forwarded_1022.add(call.call_id)
+        else:
+            self.forwarded_1022.discard(call.call_id)
 
     def _link_caller(self, call: Call) -> None:
         """Repeat callers, linked by the keyed hash of their number (never the number)."""
@@ -359,7 +374,8 @@ class Processor:
 
     def _open_past_deadline(self) -> list[Call]:
         out = []
-        for call in self.calls.values():
+        for call_id in self.forwarded_1022:
+            call = self.calls[call_id]
             s = call.state
             if (
                 s is not None
@@ -413,6 +429,8 @@ class Processor:
 
     # -- figures ---------------------------------------------------------------------------------------------
     def _figures(self, flush: Flush, changed: Iterable[Call]) -> None:
+        """Recompute the figures of the cohorts the batch touched; emit those that changed."""
+        unit_days: set[tuple[str, int]] = set()
         days: set[int] = set()
         backlog_days: set[int] = set()
         wm_day = local_day(self.watermark) if self.watermark else None
@@ -420,32 +438,38 @@ class Processor:
             s = call.state
             if s is None or not s.known:
                 continue
+            unit_days.add((s.unit, s.day))
             days.add(s.day)
-            if s.line == "1022" and s.forwarded_at is not None and wm_day is not None:
-                first = local_day(s.forwarded_at)
+            moves_backlog = call.batch_kinds & {"received", "forwarded", "callback"}
+            if s.line == "1022" and s.forwarded_at is not None and wm_day is not None and moves_backlog:
+                first = max(local_day(s.forwarded_at), wm_day - self.retention_ms // DAY_MS + 1)
                 backlog_days.update(range(first, max(first, wm_day) + 1))
-        if wm_day is not None and backlog_days:
-            backlog_days = {d for d in backlog_days if d > wm_day - self.retention_ms // DAY_MS}
         if not days and not backlog_days:
             return
+        unit_calls = [self.calls[c].state for ud in unit_days for c in self.by_unit_day.get(ud, ())]
         day_calls = [self.calls[c].state for d in days for c in self.by_day.get(d, ())]
         new: dict[FigureKey, float] = {}
-        new.update(unit_day_figures(day_calls, self.topics_1022, self.topics_115))  # type: ignore[arg-type]
+        new.update(unit_day_figures(unit_calls, self.topics_1022, self.topics_115))  # type: ignore[arg-type]
         new.update(province_day_figures(day_calls, self.router.district_of))  # type: ignore[arg-type]
-        periods = {period_of(d) for d in days}
         if backlog_days:
-            open_calls = [c.state for c in self.calls.values() if c.state is not None and c.state.focal_point]
-            new.update(backlog_figures(open_calls, backlog_days))  # type: ignore[arg-type]
-            periods_b = {period_of(d) for d in backlog_days}
-        else:
-            periods_b = set()
-        # figures of these cohorts reported before but absent now went back to 0
-        for key in self.emitted:
-            if key in new:
-                continue
-            is_backlog = ".backlog." in key.indicator
-            if (is_backlog and key.period in periods_b) or (not is_backlog and key.period in periods):
-                if self.emitted[key][0] != 0:
+            forwarded = [self.calls[c].state for c in self.forwarded_1022]
+            new.update(backlog_figures(forwarded, backlog_days))  # type: ignore[arg-type]
+        # figures of these cohorts reported before and absent now went back to 0
+        touched_units = {(u, period_of(d)) for u, d in unit_days}
+        periods = {period_of(d) for d in days}
+        periods_b = {period_of(d) for d in backlog_days}
+        topics = self.topics_1022 | self.topics_115
+        for period in periods | periods_b:
+            for key in self.emitted_by_period.get(period, ()):
+                if key in new or self.emitted[key][0] == 0:
+                    continue
+                if ".backlog." in key.indicator:
+                    gone = period in periods_b
+                elif is_unit_figure(key.indicator, topics):
+                    gone = (key.unit, period) in touched_units
+                else:
+                    gone = period in periods
+                if gone:
                     new[key] = 0.0
         t = self.watermark or int(time.time() * 1000)
         for key, value in new.items():
@@ -471,7 +495,11 @@ class Processor:
             id_ = f"hl-{key.indicator}-{key.unit}-{key.period}-r{revision:06d}"
             type_ = f"{TYPE_PREFIX}{key.field}.figure.reported"
             flush.figures.append((key.unit, _event(id_, type_, t, key.unit, data), key, value, revision))
-            self.emitted[key] = (value, revision)
+            self._remember(key, value, revision)
+
+    def _remember(self, key: FigureKey, value: float, revision: int) -> None:
+        self.emitted[key] = (value, revision)
+        self.emitted_by_period.setdefault(key.period, set()).add(key)
 
     def _evict(self) -> None:
         if not self.watermark:
@@ -479,13 +507,19 @@ class Processor:
         horizon = self.watermark - self.retention_ms
         old = [c for c in self.calls.values() if c.state is not None and c.state.last_t < horizon]
         for call in old:
+            s = call.state
+            assert s is not None
             del self.calls[call.call_id]
-            if call.state and call.state.caller_hash in self.callers:
-                self.callers[call.state.caller_hash].discard(call.call_id)
-            self.by_day.get(call.state.day, set()).discard(call.call_id)  # type: ignore[union-attr]
+            self.by_day.get(s.day, set()).discard(call.call_id)
+            self.by_unit_day.get((s.unit, s.day), set()).discard(call.call_id)
+            self.forwarded_1022.discard(call.call_id)
+            if s.caller_hash in self.callers:
+                self.callers[s.caller_hash].discard(call.call_id)
         if old:
             cutoff = period_of(local_day(horizon))
-            self.emitted = {k: v for k, v in self.emitted.items() if k.period >= cutoff}
+            for period in [p for p in self.emitted_by_period if p < cutoff]:
+                for key in self.emitted_by_period.pop(period):
+                    self.emitted.pop(key, None)
 
     # -- storage ---------------------------------------------------------------------------------------------
     def write(self, flush: Flush) -> None:

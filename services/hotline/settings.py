@@ -14,7 +14,7 @@ class HotlineSettings(BaseSettings):
     caller_key: SecretStr | None = None
     boundary_set: str = "2024"
     # A flush every `flush_s` seconds or `max_records` records: ClickHouse writes, live feed, figures.
-    flush_s: float = 0.3
+    flush_s: float = 0.2
     max_records: int = 2000
     # Calls stay in memory (and are restored from call_events on start) this many days after their last event.
     retention_days: float = 14.0

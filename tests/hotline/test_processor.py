@@ -93,6 +93,16 @@ def test_a_flaky_day_loses_no_call_counts_every_anomaly_and_reconciles(clickhous
     assert all(contracts.check(e) is None for e in live[:500])
     assert all(contracts.check(e) is None for f in flushes for _, e, *_ in f.figures[:50])
     assert all(contracts.check(e) is None for f in flushes for _, e in f.derived)
+    # deadlines set on forwarded 1022 requests; the ones the stream's time passed unresolved, flagged overdue
+    deadlines, overdue = clickhouse.execute(
+        "SELECT countIf(type = 'deadline_set'), countIf(type = 'overdue') FROM call_events FINAL"
+    )[0]
+    forwarded = clickhouse.execute(
+        "SELECT count() FROM calls FINAL WHERE line = '1022' AND focal_point != ''"
+    )[0][0]
+    assert deadlines == forwarded > 0 and overdue > 0
+    flagged = [e for f in flushes for _, e in f.live if e["data"].get("overdue")]
+    assert flagged and all(e["data"]["line"] == "1022" and "deadline" in e["data"] for e in flagged)
     # a figure that drifted from its events is caught
     clickhouse.execute(
         "INSERT INTO hotline_figures (indicator, cadence, unit, period, value, revision, event_id, time, updated_at) "
