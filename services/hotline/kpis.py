@@ -130,12 +130,16 @@ def province_day_figures(calls: Iterable[CallState], district_of: dict[str, str]
     out: dict[FigureKey, float] = {}
     waits: dict[tuple[str, str, int], list[int]] = {}
     forwards: dict[tuple[str, int], list[int]] = {}
+    handling: dict[tuple[str, int], list[int]] = {}
     for c in calls:
         if not c.known:
             continue
         period = period_of(c.day)
         district = district_of.get(c.unit, "74")
         if c.line == "1022":
+            if c.focal_point and c.resolved and c.resolved_at is not None and c.forwarded_at is not None:
+                for scope in {district, "74"}:
+                    handling.setdefault((scope, c.day), []).append(c.resolved_at - c.forwarded_at)
             if c.focal_point:
                 for name in BY_FOCAL_POINT_1022:
                     if SUMS_1022[name](c):
@@ -153,6 +157,11 @@ def province_day_figures(calls: Iterable[CallState], district_of: dict[str, str]
         field = F1022 if line == "1022" else F115
         for name, q in QUANTILES.items():
             out[FigureKey(f"{field}.wait_seconds_{name}", scope, period_of(day))] = quantile(values, q) or 0.0
+    for (scope, day), values in handling.items():
+        # exact integer sum of milliseconds, then one division: the recount computes the same float
+        out[FigureKey(f"{F1022}.avg_handling_hours", scope, period_of(day))] = (
+            sum(values) / len(values) / 3_600_000
+        )
     for (scope, day), values in forwards.items():
         for name, q in QUANTILES.items():
             out[FigureKey(f"{F115}.forward_seconds_{name}", scope, period_of(day))] = (

@@ -67,15 +67,22 @@ FP_SUMS = (
 HOSPITAL_SUMS = "SELECT day, hospital, count() FROM ({per_call}) WHERE line = '115' AND hospital != '' GROUP BY day, hospital"
 WAITS = (
     "SELECT line, scope, day, arraySort(groupArray(wait_s)) FROM ("
-    "  SELECT line, day, wait_s, arrayJoin([transform(unit, %(units)s, %(districts)s, '74'), '74']) AS scope"
+    "  SELECT line, day, wait_s, arrayJoin(if(transform(unit, %(units)s, %(districts)s, '74') = '74', ['74'], [transform(unit, %(units)s, %(districts)s, '74'), '74'])) AS scope"
     "  FROM ({per_call}) WHERE answered"
     ") GROUP BY line, scope, day"
 )
 FORWARDS = (
     "SELECT scope, day, arraySort(groupArray(secs)) FROM ("
     "  SELECT day, greatest(intDiv(toInt64(forwarded_ms) - toInt64(received_ms), 1000), 0) AS secs,"
-    "    arrayJoin([transform(unit, %(units)s, %(districts)s, '74'), '74']) AS scope"
+    "    arrayJoin(if(transform(unit, %(units)s, %(districts)s, '74') = '74', ['74'], [transform(unit, %(units)s, %(districts)s, '74'), '74'])) AS scope"
     "  FROM ({per_call}) WHERE line = '115' AND hospital != ''"
+    ") GROUP BY scope, day"
+)
+HANDLING = (
+    "SELECT scope, day, sum(ms), count() FROM ("
+    "  SELECT day, toInt64(callback_ms) - toInt64(forwarded_ms) AS ms,"
+    "    arrayJoin(if(transform(unit, %(units)s, %(districts)s, '74') = '74', ['74'], [transform(unit, %(units)s, %(districts)s, '74'), '74'])) AS scope"
+    "  FROM ({per_call}) WHERE line = '1022' AND focal_point != '' AND resolved"
     ") GROUP BY scope, day"
 )
 BACKLOG = (
@@ -141,6 +148,8 @@ def recount(ch: ClickHouse, district_of: dict[str, str]) -> tuple[dict, list[tup
         field_ = "hotline_1022" if line == "1022" else "emergency_115"
         for name, q in QUANTILES.items():
             out[(f"{field_}.wait_seconds_{name}", scope, period_of(int(day)))] = _q(waits, q)
+    for scope, day, total, n in ch.execute(HANDLING.format(per_call=pc), params):
+        out[("hotline_1022.avg_handling_hours", scope, period_of(int(day)))] = int(total) / int(n) / 3_600_000
     for scope, day, secs in ch.execute(FORWARDS.format(per_call=pc), params):
         for name, q in QUANTILES.items():
             out[(f"emergency_115.forward_seconds_{name}", scope, period_of(int(day)))] = _q(secs, q)
