@@ -148,3 +148,51 @@ def test_two_simulated_days_end_to_end(clean_topics, database, two_days, tmp_pat
     for table, col in (("call_events", "data"), ("calls", "caller_masked"), ("dead_letters", "raw")):
         text = "\n".join(str(r[0]) for r in ch.execute(f"SELECT {col} FROM {table}"))  # noqa: S608
         assert not [n for n in numbers if n in text], table
+
+    # the indicators service turns the figures into catalog indicators, rolled up to the province and the week
+    _indicators_over(url, env, tmp_path)
+    values = {(i, c, u, p): v for i, c, u, p, v in ch.execute(
+        "SELECT indicator, cadence, unit, period, argMax(value, version) FROM indicator_values "
+        "GROUP BY indicator, cadence, unit, period")}  # fmt: skip
+    for day in ("2026-03-02", "2026-03-03"):
+        calls = [
+            e for e in two_days.events if e["type"].endswith("call.received") and e["time"].startswith(day)
+        ]
+        by_line = {ln: sum(1 for e in calls if e["data"]["line"] == ln) for ln in ("1022", "115")}
+        assert values[("hotline_1022.calls_received", "day", "74", day)] == by_line["1022"]
+        assert values[("emergency_115.requests_received", "day", "74", day)] == by_line["115"]
+        surveyed = values[("hotline_1022.surveyed", "day", "74", day)]
+        satisfied = values[("hotline_1022.satisfied", "day", "74", day)]
+        rate = values[("hotline_1022.satisfaction_rate", "day", "74", day)]
+        assert rate == pytest.approx(satisfied / surveyed * 100) and rate > 70
+    week = sum(
+        1 for e in two_days.events if e["type"].endswith("call.received") and e["data"]["line"] == "1022"
+    )
+    assert values[("hotline_1022.calls_received", "week", "74", "2026-W10")] == week
+
+
+def _indicators_over(url: str, env: dict, tmp_path) -> None:
+    """Run `ioc indicators worker` over ioc.events (the hotline's figures) into the same database."""
+    from services.indicators.worker import values_through
+
+    ends = {p: o for p, o in asyncio.run(end_offsets(EVENTS)).items() if o}
+    log_path = tmp_path / "indicators.log"
+    env = {
+        **env,
+        "IOC_INDICATORS_APP_ID": f"ind-{uuid.uuid4().hex[:8]}",
+        "IOC_INDICATORS_LOG_FLUSHES": "true",
+    }
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "ioccore.cli", "indicators", "worker"], cwd=REPO_ROOT,
+                                env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            done = values_through(log_path.read_text(errors="replace"))
+            if all(done.get(p, 0) >= o for p, o in ends.items()):
+                return
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
