@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ioccore.contracts import TYPE_PREFIX, CloudEvent
@@ -264,13 +264,3 @@ def fold(call_id: str, events: Iterable[CallEvent]) -> CallState:
     if s.wait_s is None and s.answered_at is not None and s.received_at is not None:
         s.wait_s = max(0, (s.answered_at - s.received_at) // 1000)
     return s
-
-
-@dataclass
-class Anomalies:
-    """What arrived wrong, by kind; the call is kept either way."""
-
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def add(self, kind: str, n: int = 1) -> None:
-        self.counts[kind] = self.counts.get(kind, 0) + n

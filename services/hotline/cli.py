@@ -17,11 +17,16 @@ err = Console(stderr=True, soft_wrap=True)
 @hotline_app.command("worker")
 def worker() -> None:
     """Run the hotline worker (Faust): ioc.hotline.calls -> calls, live feed, daily figures."""
+    from ioccore.errors import OperationalError
     from ioccore.logging import configure_logging
     from services.hotline.worker import run_worker
 
     configure_logging()
-    run_worker()
+    try:
+        run_worker()
+    except OperationalError as exc:
+        err.print(f"✗ {exc}")
+        raise typer.Exit(2) from None
 
 
 @hotline_app.command("status")

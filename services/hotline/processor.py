@@ -25,7 +25,6 @@ from ioccore.logging import get_logger
 from services.hotline import store
 from services.hotline.calendar import Deadlines
 from services.hotline.calls import (
-    KIND_RANK,
     CallEvent,
     CallState,
     fold,
@@ -249,6 +248,14 @@ class Processor:
                 return
             flush.events += 1
             self._set_availability(code, t, ev.id, bool(ev.data["available"]))
+            # 115 calls received since then are routed again (events of other partitions may come first)
+            for call in self.calls.values():
+                st = call.state
+                if st is not None and st.line == "115" and st.received_at is not None and st.received_at >= t:
+                    call.suggested_hospital, call.suggested_km = "", None
+                    if call.call_id not in touched:
+                        call.batch_kinds = set()
+                    touched[call.call_id] = call
             flush.availability.append(
                 (code, bool(ev.data["available"]), t, ev.id, str(ev.data.get("reason", "")))
             )
@@ -534,7 +541,3 @@ class Processor:
     def written(self, flush: Flush) -> None:
         """After the figures were sent: remember them in ClickHouse (restart, reconcile)."""
         store.write_figures(self.ch, [(k, v, r, e) for _, e, k, v, r in flush.figures])
-
-
-def kind_rank(kind: str) -> int:
-    return KIND_RANK[kind]

@@ -107,9 +107,8 @@ def _q(values: list[int], q: float) -> float:
     return float(vals[min(int(q * len(vals)), len(vals) - 1)]) if vals else 0.0
 
 
-def recount(ch: ClickHouse, district_of: dict[str, str]) -> tuple[dict, list[tuple[str, str]]]:
-    """The figures as SQL counts them: (indicator, unit, period) -> value; and (focal point, period) pairs
-    whose backlog is to be checked against what was reported."""
+def recount(ch: ClickHouse, district_of: dict[str, str]) -> dict[tuple[str, str, str], float]:
+    """The figures as SQL counts them, (indicator, unit, period) -> value (backlogs apart: see reconcile)."""
     out: dict[tuple[str, str, str], float] = {}
 
     def put(ind: str, unit: str, day: int, v: float) -> None:
@@ -153,14 +152,14 @@ def recount(ch: ClickHouse, district_of: dict[str, str]) -> tuple[dict, list[tup
     for scope, day, secs in ch.execute(FORWARDS.format(per_call=pc), params):
         for name, q in QUANTILES.items():
             out[(f"emergency_115.forward_seconds_{name}", scope, period_of(int(day)))] = _q(secs, q)
-    return out, []
+    return out
 
 
 def reconcile(
     ch: ClickHouse, district_of: dict[str, str], fp_codes: list[str], indicator_ids: set[str]
 ) -> Report:
     rep = Report()
-    want, _ = recount(ch, district_of)
+    want = recount(ch, district_of)
     want = {k: v for k, v in want.items() if k[0] in indicator_ids}
     got = {(i, u, p): float(v) for i, u, p, v in ch.execute(REPORTED)}
     slugs = {slug(c): c for c in fp_codes}

@@ -20,6 +20,7 @@ from typing import Any
 from ioccore.archive import RecordRef
 from ioccore.catalog import load_catalog
 from ioccore.clickhouse import connect
+from ioccore.errors import OperationalError
 from ioccore.logging import get_logger
 from ioccore.settings import get_settings
 from ioccore.streams import make_app
@@ -35,7 +36,15 @@ log = get_logger("services.hotline")
 
 def caller_privacy(settings: HotlineSettings) -> CallerPrivacy:
     key = settings.caller_key.get_secret_value() if settings.caller_key else None
-    return CallerPrivacy(load_key(key, get_settings().home))
+    try:
+        return CallerPrivacy(load_key(key, get_settings().home))
+    except (ValueError, OSError) as exc:
+        raise OperationalError(
+            "hotline",
+            f"no usable caller key ({exc})",
+            "set IOC_HOTLINE_CALLER_KEY to a secret of 16+ characters, or unset it to use the local one in "
+            "$IOC_HOME/secrets/hotline_caller_key",
+        ) from exc
 
 
 def build_processor(settings: HotlineSettings, ch: Any | None = None) -> Processor:
@@ -128,6 +137,8 @@ def run_worker(settings: HotlineSettings | None = None) -> None:
     from faust.exceptions import AlreadyConfiguredWarning
 
     warnings.filterwarnings("ignore", category=AlreadyConfiguredWarning)
+    settings = settings or HotlineSettings()
+    caller_privacy(settings)  # a bad key stops here, with a message, before Faust starts
     app = create_app(settings)
     sys.argv = [sys.argv[0], "worker", "-l", "warn", "--web-port", str(app.conf.web_port)]
     app.main()

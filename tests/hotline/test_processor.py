@@ -3,6 +3,8 @@ with malformed records, duplicates, closed-before-answered, unknown call ids and
 
 from __future__ import annotations
 
+import datetime as dt
+
 import msgspec
 import pytest
 
@@ -10,6 +12,7 @@ from ioccore.archive import RecordRef
 from ioccore.catalog import load_catalog
 from ioccore.settings import get_settings
 from ioccore.topics import HOTLINE_CALLS
+from services.hotline import store
 from services.hotline.calendar import load_deadlines
 from services.hotline.privacy import CallerPrivacy
 from services.hotline.processor import Processor
@@ -83,6 +86,17 @@ def test_a_flaky_day_loses_no_call_counts_every_anomaly_and_reconciles(clickhous
                   and e["time"].startswith(day1)]  # fmt: skip
     assert got["hotline_1022.calls_received"] == len(calls_1022)
     assert 350 <= len(calls_1022) <= 450
+    # calls per hour by line, field and district add up to the day's calls, each in its local hour
+    hourly = store.hourly_counts(clickhouse, dt.date(2026, 3, 2))
+    assert sum(r["calls"] for r in hourly if r["line"] == "1022") == len(calls_1022)
+    per_hour = {}
+    for e in calls_1022:
+        per_hour[int(e["time"][11:13])] = per_hour.get(int(e["time"][11:13]), 0) + 1
+    got_hours = {}
+    for r in hourly:
+        if r["line"] == "1022":
+            got_hours[r["hour"]] = got_hours.get(r["hour"], 0) + r["calls"]
+    assert got_hours == per_hour and len({r["district"] for r in hourly}) == 9
     # every 115 call forwarded to the nearest available facility, as the service suggests it
     rows = clickhouse.execute("SELECT hospital, suggested_hospital FROM calls FINAL WHERE line = '115'")
     assert rows and all(h == s and h for h, s in rows)
