@@ -43,6 +43,8 @@ def services() -> list[Service]:
     return [
         # The indicators worker archives the raw events as well (ioc.events -> events_archive, dead letters).
         Service("indicators", [*ioc, "indicators", "worker"]),
+        # Alert rules over the indicator updates, operators' commands, escalation and no-data timers.
+        Service("alerts", [*ioc, "alerts", "worker"]),
         # Hotline 1022/115: call state, routing, deadlines, live feed, daily KPI figures (onto ioc.events).
         Service("hotline", [*ioc, "hotline", "worker"]),
         Service(
@@ -111,6 +113,9 @@ def _banner(console: Console, t0: float) -> None:
     console.print("  Trạng thái / status:                    .venv/bin/ioc stack status")
     console.print("  Chỉ tiêu / indicators:                  .venv/bin/ioc indicators status")
     console.print("  Đối soát / reconcile with the archive:  .venv/bin/ioc reconcile")
+    console.print(
+        "  Cảnh báo / alerts:                      .venv/bin/ioc alerts status  (list, timeline ID)"
+    )
     console.print("  Tổng đài / hotlines:                    .venv/bin/ioc hotline status")
     console.print("  Nhấn Ctrl-C để dừng / Ctrl-C stops everything.\n")
 

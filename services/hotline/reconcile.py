@@ -192,3 +192,17 @@ def _day_number(period: str) -> int:
     import datetime as dt
 
     return (dt.date.fromisoformat(period) - dt.date(1970, 1, 1)).days
+
+
+def reconcile_all(ch: ClickHouse) -> dict[str, Any]:
+    """The `ioc_reconcilers` entry point of `ioc reconcile`: every reported hotline figure against its recount."""
+    from ioccore.catalog import load_catalog
+    from services.hotline.routing import Router
+
+    catalog = load_catalog()
+    return reconcile(
+        ch,
+        Router(catalog).district_of,
+        [f.code for f in catalog.focal_points],
+        {i.id for i in catalog.indicators},
+    ).as_dict()

@@ -15,6 +15,8 @@ class HotlineSettings(BaseSettings):
     boundary_set: str = "2024"
     # A flush every `flush_s` seconds or `max_records` records: ClickHouse writes, live feed, figures.
     flush_s: float = 0.2
+    # Cap on a fetch's wait for data (Tansu answers an empty fetch only at its max wait; Faust's is 1.5 s).
+    fetch_max_wait_ms: int = 100
     max_records: int = 2000
     # Calls stay in memory (and are restored from call_events on start) this many days after their last event.
     retention_days: float = 14.0

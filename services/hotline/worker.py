@@ -89,7 +89,7 @@ async def publish(producer: Any, flush: Flush) -> None:
 
 def create_app(settings: HotlineSettings | None = None) -> Any:
     settings = settings or HotlineSettings()
-    app = make_app(settings.app_id)
+    app = make_app(settings.app_id, fetch_max_wait_ms=settings.fetch_max_wait_ms)
     calls = app.topic(
         HOTLINE_CALLS, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
