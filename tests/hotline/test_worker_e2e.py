@@ -169,6 +169,14 @@ def test_two_simulated_days_end_to_end(clean_topics, database, two_days, tmp_pat
         1 for e in two_days.events if e["type"].endswith("call.received") and e["data"]["line"] == "1022"
     )
     assert values[("hotline_1022.calls_received", "week", "74", "2026-W10")] == week
+    # `ioc reconcile` runs the hotline recount with the indicators' own
+    res = subprocess.run([sys.executable, "-m", "ioccore.cli", "reconcile", "--json", "--no-progress"],
+                         cwd=REPO_ROOT, env={**os.environ, "IOC_CLICKHOUSE_URL": url}, capture_output=True,
+                         text=True)  # fmt: skip
+    assert res.stdout, res.stderr[-2000:]
+    whole = json.loads(res.stdout)
+    assert whole["parts"]["hotline"] == report
+    assert res.returncode == 0 and whole["mismatches"] == 0, whole["examples"]
 
 
 def _indicators_over(url: str, env: dict, tmp_path) -> None:
