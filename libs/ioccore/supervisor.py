@@ -45,6 +45,8 @@ def services() -> list[Service]:
         Service("indicators", [*ioc, "indicators", "worker"]),
         # Alert rules over the indicator updates, operators' commands, escalation and no-data timers.
         Service("alerts", [*ioc, "alerts", "worker"]),
+        # Hotline 1022/115: call state, routing, deadlines, live feed, daily KPI figures (onto ioc.events).
+        Service("hotline", [*ioc, "hotline", "worker"]),
         Service(
             "simulator",
             [
@@ -114,6 +116,7 @@ def _banner(console: Console, t0: float) -> None:
     console.print(
         "  Cảnh báo / alerts:                      .venv/bin/ioc alerts status  (list, timeline ID)"
     )
+    console.print("  Tổng đài / hotlines:                    .venv/bin/ioc hotline status")
     console.print("  Nhấn Ctrl-C để dừng / Ctrl-C stops everything.\n")
 
 

@@ -173,6 +173,7 @@ class Simulation:
         h = self.ref.model["hotline"]
         self.h1022 = h["1022"]
         self.h115 = h["115"]
+        self._outages: list[tuple[int, int, str]] = []  # (start, end, hospital) of 115 facilities unavailable
         cats = self.h1022["categories"]
         self.cat_choice = WeightedChoice(list(cats), [c["share"] for c in cats.values()])
         self.case_choice = WeightedChoice(
@@ -261,6 +262,7 @@ class Simulation:
             for _ in range(self._count(rng, float(cfg["calls_per_day"]) * mult)):
                 n += 1
                 plan.append((prof.sample(rng, midnight), n, "call", line))
+        self._plan_outages(day, midnight)
         t_fig = midnight + self.figure_sec
         for ind in self.figures:
             cadences = ind["cadences"]
@@ -482,7 +484,7 @@ class Simulation:
         if line == "115":
             case = self.case_choice.pick(rng)
             emit("call.classified", tc, {"field": "emergency_115", "topic": case, "urgent": True})
-            code, km = self._nearest_hospital(lat, lon)
+            code, km = self._nearest_hospital(lat, lon, t)
             tf = tc + 20 + int(rng.random() * 60)
             emit("call.forwarded", tf, {"hospital": code, "distance_km": km})
             emit("call.closed", tf + 5, {"outcome": "forwarded", "duration_seconds": tf + 5 - ta})
@@ -524,12 +526,44 @@ class Simulation:
             back["satisfaction"] = score
         emit("call.callback", tb, back)
 
-    def _nearest_hospital(self, lat: float, lon: float) -> tuple[str, float]:
+    def _plan_outages(self, day: dt.date, midnight: int) -> None:
+        """Now and then a 115 facility stops taking patients for a few hours (full emergency ward): an
+        availability event at each end, on the switchboard topic keyed by the facility's code."""
+        per_day = float(self.h115.get("outages_per_day", 0))
+        if per_day <= 0 or not self.ref.hospitals:
+            return
+        rng = random.Random(f"iocsim:{self.seed}:{day.isoformat()}:outages")
+        lo, hi = self.h115.get("outage_hours", [1, 6])
+        self._outages = [o for o in self._outages if o[1] >= midnight - DAY_S]
+        for i in range(self._count(rng, per_day)):
+            h = self.ref.hospitals[int(rng.random() * len(self.ref.hospitals))]
+            start = midnight + int(rng.random() * DAY_S)
+            end = start + int((lo + rng.random() * (hi - lo)) * 3600)
+            self._outages.append((start, end, h["code"]))
+            district = str(h.get("district") or "74")
+            for at, available, what in ((start, False, "down"), (end, True, "up")):
+                data: dict[str, Any] = {"hospital": h["code"], "available": available}
+                if not available:
+                    data["reason"] = "Khoa cấp cứu quá tải / emergency ward full"
+                id_ = f"avail-{h['code']}-{day.strftime('%Y%m%d')}-{i}-{what}"
+                self._push(at, HOTLINE_TOPIC, h["code"],
+                           _event(id_, self.h115["source"], HOTLINE + "facility.availability", at, district, data))  # fmt: skip
+
+    def _nearest_hospital(self, lat: float, lon: float, t: int | None = None) -> tuple[str, float]:
+        """The nearest facility that receives 115 patients and is not unavailable at `t` (great-circle
+        distance; ties: the code)."""
         best, best_km = "", 1e9
-        coslat = math.cos(math.radians(lat))
+        down = {code for start, end, code in self._outages if t is not None and start <= t < end}
         for h in self.ref.hospitals:
-            km = 111.2 * math.hypot(h["lat"] - lat, (h["lon"] - lon) * coslat)
-            if km < best_km:
+            if not h.get("receives_115", True) or h["code"] in down:
+                continue
+            p1, p2 = math.radians(lat), math.radians(h["lat"])
+            a = (
+                math.sin((p2 - p1) / 2) ** 2
+                + math.cos(p1) * math.cos(p2) * math.sin(math.radians(h["lon"] - lon) / 2) ** 2
+            )
+            km = 2 * 6371.0 * math.asin(math.sqrt(a))
+            if (km, h["code"]) < (best_km, best):
                 best, best_km = h["code"], km
         return best, round(best_km, 2)
 

@@ -137,12 +137,13 @@ WHERE has(%(cadences)s, fcadence) AND has(%(scopes)s, transform(subject, %(subje
 """  # noqa: S608
         return sql, params
     params["finest"] = CADENCES[spec.finest]
+    # 18.16 evaluates every branch of multiIf for every row: each branch gets a string it can parse
     first_day = (
-        "multiIf(fcadence = 'day', toDate(period), "
-        "fcadence = 'week', toMonday(toDate(concat(substring(period, 1, 4), '-01-04'))) + (toUInt16(substring(period, 7, 2)) - 1) * 7, "
-        "fcadence = 'month', toDate(concat(period, '-01')), "
-        "fcadence = 'quarter', toDate(concat(substring(period, 1, 4), '-', ['01', '04', '07', '10'][toUInt8(substring(period, 7, 1))], '-01')), "
-        "toDate(concat(period, '-01-01')))"
+        "multiIf(fcadence = 'day', toDate(if(fcadence = 'day', period, '1970-01-01')), "
+        "fcadence = 'week', toMonday(toDate(concat(substring(period, 1, 4), '-01-04'))) + (toUInt16OrZero(substring(period, 7, 2)) - 1) * 7, "
+        "fcadence = 'month', toDate(if(fcadence = 'month', concat(period, '-01'), '1970-01-01')), "
+        "fcadence = 'quarter', toDate(concat(substring(period, 1, 4), '-', ['01', '04', '07', '10'][if(fcadence = 'quarter', toUInt8OrZero(substring(period, 7, 1)), 1)], '-01')), "
+        "toDate(if(fcadence = 'year', concat(period, '-01-01'), '1970-01-01')))"
     )
     agg = {"sum": "sum(v)", "min": "min(v)", "max": "max(v)", "count": "toFloat64(count())", "avg": "avg(v)"}[
         spec.measure
