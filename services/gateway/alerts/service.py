@@ -7,6 +7,7 @@ from typing import Any
 
 from ioccore.clickhouse import ClickHouse
 from services.gateway.columns import table_columns
+from services.gateway.sqlparams import in_
 
 ALERT_COLUMNS = (
     "alert_id", "rule", "indicator", "field", "cadence", "period", "unit", "level", "district", "severity",
@@ -37,13 +38,13 @@ def query(
     if not units:
         return []
     where = ["unit IN %(units)s"]
-    params: dict[str, Any] = {"units": tuple(units), "limit": limit}
+    params: dict[str, Any] = {"units": in_(tuple(units)), "limit": limit}
     if states:
         where.append("state IN %(states)s")
-        params["states"] = tuple(states)
+        params["states"] = in_(states)
     if severities:
         where.append("severity IN %(sev)s")
-        params["sev"] = tuple(severities)
+        params["sev"] = in_(severities)
     if field:
         where.append("field = %(field)s")
         params["field"] = field
@@ -88,7 +89,7 @@ def open_by_district(ch: ClickHouse, units: list[str]) -> list[dict[str, Any]]:
     rows = ch.execute(
         "SELECT district, severity, count() FROM alerts FINAL "
         "WHERE unit IN %(units)s AND state IN %(open)s GROUP BY district, severity",
-        {"units": tuple(units), "open": OPEN_STATES},
+        {"units": in_(tuple(units)), "open": in_(OPEN_STATES)},
     )
     return [{"district": d, "severity": s, "count": c} for d, s, c in rows]
 
@@ -99,6 +100,6 @@ def open_by_field(ch: ClickHouse, units: list[str]) -> list[dict[str, Any]]:
     rows = ch.execute(
         "SELECT field, severity, count() FROM alerts FINAL "
         "WHERE unit IN %(units)s AND state IN %(open)s GROUP BY field, severity",
-        {"units": tuple(units), "open": OPEN_STATES},
+        {"units": in_(tuple(units)), "open": in_(OPEN_STATES)},
     )
     return [{"field": f, "severity": s, "count": c} for f, s, c in rows]

@@ -8,6 +8,7 @@ from typing import Any
 from ioccore.clickhouse import ClickHouse
 from services.gateway.columns import table_columns
 from services.gateway.indicators import service as indicators
+from services.gateway.sqlparams import in_
 
 CLOSED_STATES = ("closed",)
 KPI_FIELDS = ("hotline_1022", "emergency_115")
@@ -21,7 +22,7 @@ def live_calls(ch: ClickHouse, units: list[str], limit: int) -> list[dict[str, A
     rows = ch.execute(
         f"SELECT {', '.join(cols)} FROM calls FINAL WHERE unit IN %(units)s AND state NOT IN %(closed)s "  # noqa: S608
         "ORDER BY received_at DESC LIMIT %(limit)s",
-        {"units": tuple(units), "closed": CLOSED_STATES, "limit": limit},
+        {"units": in_(tuple(units)), "closed": in_(CLOSED_STATES), "limit": limit},
     )
     return [dict(zip(cols, r, strict=True)) for r in rows]
 

@@ -9,6 +9,7 @@ from typing import Any
 from ioccore.catalog import Indicator
 from ioccore.clickhouse import ClickHouse
 from services.gateway.geo import catalog
+from services.gateway.sqlparams import in_
 
 CADENCE_ORDER = ("day", "week", "month", "quarter", "year")
 _active_cache: dict[int, tuple[float, str | None]] = {}
@@ -74,10 +75,10 @@ def latest(
     if vs is None or not units:
         return []
     where = ["version_set = %(vs)s", "unit IN %(units)s"]
-    params: dict[str, Any] = {"vs": vs, "units": tuple(units), "limit": limit}
+    params: dict[str, Any] = {"vs": vs, "units": in_(tuple(units)), "limit": limit}
     if indicators:
         where.append("indicator IN %(inds)s")
-        params["inds"] = tuple(indicators)
+        params["inds"] = in_(indicators)
     if field:
         where.append("field = %(field)s")
         params["field"] = field
@@ -114,7 +115,7 @@ def ranking(
         "ind": indicator,
         "cad": cadence,
         "level": level,
-        "units": tuple(units),
+        "units": in_(tuple(units)),
         "limit": limit,
     }
     if period is None:
@@ -177,7 +178,7 @@ def tiles(ch: ClickHouse, unit: str, level: str, trend_points: int = 14) -> list
             {
                 "vs": vs,
                 "unit": unit,
-                "wanted": tuple(wanted),
+                "wanted": in_(wanted),
                 "since": dt.date.today() - dt.timedelta(days=800),
             },
         )

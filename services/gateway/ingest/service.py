@@ -15,6 +15,7 @@ from ioccore.contracts import TYPE_PREFIX, Contracts
 from ioccore.topics import EVENTS, HOTLINE_CALLS
 from services.gateway.auth.models import Principal, Role
 from services.gateway.ingest.models import Rejected
+from services.gateway.sqlparams import in_
 
 HOTLINE_PREFIX = TYPE_PREFIX + "hotline."
 _enc = msgspec.json.Encoder()
@@ -96,7 +97,7 @@ class Dedup:
     def _archived(self, events: list[dict[str, Any]]) -> set[tuple[str, str]]:
         if not self.use_archive or not events:
             return set()
-        keys = tuple((e["type"], e["source"], e["id"]) for e in events)
+        keys = in_((e["type"], e["source"], e["id"]) for e in events)
         rows = self.ch.execute(
             "SELECT DISTINCT source, id FROM events_archive WHERE (type, source, id) IN %(keys)s",
             {"keys": keys},
