@@ -71,7 +71,9 @@ def live_gateway(server_ch, clean_topics, tmp_path) -> Iterator[LiveGateway]:
 
     app = create_app(make_settings(tmp_path, command_timeout_s=5.0), ch=server_ch)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

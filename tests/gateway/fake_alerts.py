@@ -89,7 +89,9 @@ class FakeAlertsService:
             "data": {"command_id": data["command_id"], "alert_id": data["alert_id"], "outcome": outcome,
                      "reason": reason, "version": alert["version"], "state": alert["state"]},
         }  # fmt: skip
-        await prod.send_and_wait(ALERT_COMMAND_RESULTS, json.dumps(result).encode(), key=data["command_id"].encode())
+        await prod.send_and_wait(
+            ALERT_COMMAND_RESULTS, json.dumps(result).encode(), key=data["command_id"].encode()
+        )
 
 
 @contextlib.contextmanager

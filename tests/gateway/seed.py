@@ -111,7 +111,9 @@ def indicator_event(indicator: str, unit: str, day: dt.date, v: float, version: 
     }
 
 
-def alert_event(transition: str, alert: dict[str, Any], version: int, actor: str = "system") -> dict[str, Any]:
+def alert_event(
+    transition: str, alert: dict[str, Any], version: int, actor: str = "system"
+) -> dict[str, Any]:
     data = {k: alert[k] for k in ("alert_id", "rule", "indicator", "field", "unit", "district", "severity",
                                    "title_vi", "value", "threshold", "cadence", "period")}  # fmt: skip
     data.update(state=alert["state"], version=version, actor=actor, reason="")
@@ -134,6 +136,13 @@ def live_call_event(call_id: str, unit: str, district: str, state: str = "ringin
         "type": "vn.binhduong.hotline.live.call",
         "time": "2026-11-23T09:00:00+07:00",
         "subject": unit,
-        "data": {"call_id": call_id, "line": "1022", "state": state, "caller_masked": "09******12", "unit": unit,
-                 "district": district, "received_at": "2026-11-23T09:00:00+07:00"},  # fmt: skip
+        "data": {
+            "call_id": call_id,
+            "line": "1022",
+            "state": state,
+            "caller_masked": "09******12",
+            "unit": unit,
+            "district": district,
+            "received_at": "2026-11-23T09:00:00+07:00",
+        },  # fmt: skip
     }

@@ -19,9 +19,15 @@ def test_acknowledge_is_applied_a_stale_one_rejected_and_no_answer_is_a_504(kafk
                      seed.alert_row("a724", C724, D724)])  # fmt: skip
     h = tokens.headers("district_operator", district=D718, sub="op718")
     with running(ch, silent={"quiet"}) as svc:
-        r = client.post("/v1/alerts/a1/acknowledge", json={"note": "đang xử lý", "expected_version": 1}, headers=h)
+        r = client.post(
+            "/v1/alerts/a1/acknowledge", json={"note": "đang xử lý", "expected_version": 1}, headers=h
+        )
         assert r.status_code == 200, r.text
-        assert r.json()["outcome"] == "applied" and r.json()["state"] == "acknowledged" and r.json()["version"] == 2
+        assert (
+            r.json()["outcome"] == "applied"
+            and r.json()["state"] == "acknowledged"
+            and r.json()["version"] == 2
+        )
         cmd = svc.commands[-1]
         assert cmd["type"] == "vn.binhduong.alerts.command" and cmd["subject"] == C718
         assert cmd["data"]["actor"] == {"id": "op718", "role": "district_operator", "district": D718}

@@ -123,7 +123,10 @@ def test_size_and_rate_limits_answer_413_and_429(server_ch, clean_topics, tmp_pa
         h = {**Tokens(app).headers("department_system", source=LAND), **BATCH}
         r = client.post("/v1/events", content=json.dumps(_land_events(20)), headers=h)
         assert r.status_code == 413
-        codes = [client.post("/v1/events", content=json.dumps(_land_events(1)), headers=h).status_code for _ in range(3)]
+        codes = [
+            client.post("/v1/events", content=json.dumps(_land_events(1)), headers=h).status_code
+            for _ in range(3)
+        ]
         assert codes[-1] == 429 and 202 in codes
         r = client.post("/v1/events", content=json.dumps(_land_events(1)), headers=h)
         assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1

@@ -32,10 +32,11 @@ def test_series_reads_the_newest_version_of_each_period_of_the_active_version_se
     h = tokens.headers("province_viewer")
     r = client.get(f"/v1/indicators/{IND}/series", params={"unit": D718, "cadence": "day"}, headers=h)
     assert r.status_code == 200, r.text
-    assert [(p["period"], p["value"]) for p in r.json()["points"]] == [(d1.isoformat(), 3.0), (d2.isoformat(), 7.0)]
-    r = client.get(
-        f"/v1/indicators/{IND}/series", params={"unit": D718, "since": d2.isoformat()}, headers=h
-    )
+    assert [(p["period"], p["value"]) for p in r.json()["points"]] == [
+        (d1.isoformat(), 3.0),
+        (d2.isoformat(), 7.0),
+    ]
+    r = client.get(f"/v1/indicators/{IND}/series", params={"unit": D718, "since": d2.isoformat()}, headers=h)
     assert [p["value"] for p in r.json()["points"]] == [7.0]
     # Switching the active version set switches the reads.
     seed.active(ch, "old", revision=2)
@@ -70,7 +71,9 @@ def test_latest_gives_the_latest_period_per_unit_and_ranking_orders_districts(re
     top = client.get(f"/v1/indicators/{IND}/ranking", params={"order": "top", "limit": 2}, headers=h).json()
     assert top["period"] == d2.isoformat()
     assert [u["unit"] for u in top["units"]] == [D724, D718]
-    bottom = client.get(f"/v1/indicators/{IND}/ranking", params={"order": "bottom", "limit": 1}, headers=h).json()
+    bottom = client.get(
+        f"/v1/indicators/{IND}/ranking", params={"order": "bottom", "limit": 1}, headers=h
+    ).json()
     assert [u["unit"] for u in bottom["units"]] == ["719"]
     assert client.get("/v1/indicators/nope.nope/ranking", headers=h).status_code == 404
 
@@ -84,7 +87,10 @@ def test_wall_tiles_cover_the_27_fields_with_their_key_indicator_values(reads_ap
     transport = next(t for t in tiles if t["field"] == "transport")
     seed.values(
         ch,
-        [seed.value(transport["indicator"], "74", TODAY - dt.timedelta(days=i), float(10 - i)) for i in range(3)],
+        [
+            seed.value(transport["indicator"], "74", TODAY - dt.timedelta(days=i), float(10 - i))
+            for i in range(3)
+        ],
     )
     tiles = client.get("/v1/wall/tiles", headers=tokens.headers("province_viewer")).json()
     transport = next(t for t in tiles if t["field"] == "transport")
@@ -103,7 +109,13 @@ def test_alerts_filter_by_state_severity_field_and_time_and_show_the_timeline(re
         ch,
         [
             {"alert_id": "a1", "version": 1, "type": "raised", "actor": "system", "state": "firing"},
-            {"alert_id": "a1", "version": 2, "type": "acknowledged", "actor": "op718", "state": "acknowledged"},
+            {
+                "alert_id": "a1",
+                "version": 2,
+                "type": "acknowledged",
+                "actor": "op718",
+                "state": "acknowledged",
+            },
         ],
     )
     h = tokens.headers("province_viewer")

@@ -38,16 +38,22 @@ def seeded(reads_app):
     seed.active(ch)
     seed.values(
         ch,
-        [seed.value(IND, u, TODAY, float(i + 1)) for i, u in enumerate(["74", D718, C718, D724, C724, "719"])],
+        [
+            seed.value(IND, u, TODAY, float(i + 1))
+            for i, u in enumerate(["74", D718, C718, D724, C724, "719"])
+        ],
     )
     seed.alerts(ch, [seed.alert_row("a718", C718, D718), seed.alert_row("a724", C724, D724)])
-    seed.calls(ch, [seed.call_row("c718", C718, D718, "ringing"), seed.call_row("c724", C724, D724, "ringing")])
+    seed.calls(
+        ch, [seed.call_row("c718", C718, D718, "ringing"), seed.call_row("c724", C724, D724, "ringing")]
+    )
     return app, client, tokens
 
 
 def _denials(ch, actor):
     return ch.execute(
-        "SELECT action, unit, resource FROM audit_log FINAL WHERE actor = %(a)s AND outcome = 'denied'", {"a": actor}
+        "SELECT action, unit, resource FROM audit_log FINAL WHERE actor = %(a)s AND outcome = 'denied'",
+        {"a": actor},
     )
 
 
@@ -105,11 +111,15 @@ def test_missing_forged_and_expired_tokens_are_refused_and_audited(seeded, tmp_p
     from services.gateway.auth.service import TokenService
     from tests.gateway.conftest import make_settings
 
-    forged = TokenService(make_settings(tmp_path / "other")).issue(Principal(sub="x", role=Role.province_admin))
+    forged = TokenService(make_settings(tmp_path / "other")).issue(
+        Principal(sub="x", role=Role.province_admin)
+    )
     assert client.get("/v1/alerts", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
     expired = app.state.gw.tokens.issue(Principal(sub="x", role=Role.province_admin), ttl_s=-60)
     assert client.get("/v1/alerts", headers={"Authorization": f"Bearer {expired}"}).status_code == 401
-    rows = app.state.gw.ch.execute("SELECT count() FROM audit_log FINAL WHERE outcome = 'denied' AND actor = ''")
+    rows = app.state.gw.ch.execute(
+        "SELECT count() FROM audit_log FINAL WHERE outcome = 'denied' AND actor = ''"
+    )
     assert rows[0][0] == 4
 
 

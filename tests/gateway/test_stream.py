@@ -92,7 +92,9 @@ def test_each_client_gets_exactly_the_updates_of_its_scope_and_can_resume(live_g
     assert len(province.messages) == 6
     assert subjects(commune) == [("indicators", C724)]
     # Reconnecting with the id of the first message replays the two after it, nothing else.
-    resumed = Reader(url, gw.tokens("district_operator", district=D718), n=2, last_event_id=op718.messages[0][0])
+    resumed = Reader(
+        url, gw.tokens("district_operator", district=D718), n=2, last_event_id=op718.messages[0][0]
+    )
     resumed.start()
     resumed.join(60)
     assert [m[0] for m in resumed.messages] == [m[0] for m in op718.messages[1:]]
