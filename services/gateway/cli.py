@@ -81,3 +81,32 @@ def token(
 def register(app: typer.Typer) -> None:
     app.add_typer(gateway_app, name="gateway")
     app.command("token")(token)
+
+
+@gateway_app.command("urls")
+def urls(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Where the wall and the console are, signed in (local stack: locally signed tokens)."""
+    import json
+
+    from services.gateway.auth.models import Principal, Role
+    from services.gateway.auth.service import TokenService
+    from services.gateway.settings import get_gateway_settings
+
+    s = get_gateway_settings()
+    tokens = TokenService(s)
+    base = f"http://{s.host}:{s.port}"
+    viewer = tokens.issue(Principal(sub="wall", role=Role.province_viewer, name="Màn hình tỉnh"))
+    operator = tokens.issue(
+        Principal(sub="op718", role=Role.district_operator, district="718", name="Trực ban Thủ Dầu Một")
+    )
+    doc = {
+        "api": f"{base}/v1/docs",
+        "wall": f"{base}/wall#token={viewer}",
+        "wall_district": f"{base}/wall/718#token={viewer}",
+        "console": f"{base}/console#token={operator}",
+    }
+    if as_json:
+        print(json.dumps(doc))
+    else:
+        for k, v in doc.items():
+            out.print(f"{k:<14} {v}", highlight=False)
