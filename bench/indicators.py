@@ -1,8 +1,9 @@
 """Indicators worker throughput: simulator events on ioc.events -> every catalog indicator for every scope and
 cadence, in ClickHouse (archive, dead letters, partition states, values), by one `ioc indicators worker`.
 
-Figure: events per second from the worker's first checkpoint until every partition is checkpointed at its end
-offset and the values have settled; the worker's peak RSS. Group join and start-up are excluded (they are the
+Figure: events per second from the moment the worker holds its partitions (it logs
+`indicators.partition_restored`) until every partition's values are written up to its end offset (it logs
+`indicators.flushed`); the worker's peak RSS. Group join and start-up are excluded (they are the
 `faust` benchmark). Baseline (same run, same topic): a raw aiokafka loop decoding every record and counting.
 """
 
@@ -24,7 +25,6 @@ from ioccore.clickhouse import connect
 from ioccore.kafka import end_offsets
 from ioccore.settings import REPO_ROOT
 from ioccore.topics import EVENTS
-from services.indicators import store
 from services.indicators.worker import values_through
 
 EVENTS_PER_DAY = 38_000  # department events per simulated day (hotline calls go to their own topic)
@@ -81,12 +81,11 @@ def _worker_run(ends: dict[int, int], log_path: Path) -> tuple[float, float, int
         )
     try:
         t0 = None
-        while True:  # from the first checkpoint until every partition's values are written to its end
-            if t0 is None:
-                active = store.active_version(ch)
-                if active and store.checkpoints(ch, active["version_set"]):
-                    t0 = time.monotonic()
-            done = values_through(log_path.read_text(errors="replace"))
+        while True:  # from the partition assignment until every partition's values are written to its end
+            text = log_path.read_text(errors="replace")
+            if t0 is None and "indicators.partition_restored" in text:
+                t0 = time.monotonic()
+            done = values_through(text)
             if all(done.get(p, 0) >= o for p, o in want.items()):
                 break
             if proc.poll() is not None:

@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import fastjsonschema
 import msgspec
+from fastjsonschema.draft07 import CodeGeneratorDraft07
 
 from ioccore.errors import ContractError
 
@@ -84,6 +85,57 @@ def _validator_message(exc: fastjsonschema.JsonSchemaValueException, where: str)
     return path + msg[len(name) :] if msg.startswith(name) else msg
 
 
+# The envelope properties the typed fast path knows; an envelope schema with others disables it.
+_FAST_FIELDS = {
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "time",
+    "subject",
+    "datacontenttype",
+    "dataschema",
+    "data",
+}
+
+
+def _string(prop: dict[str, Any]) -> Any:
+    meta = {
+        k: prop[j]
+        for j, k in (("minLength", "min_length"), ("maxLength", "max_length"), ("pattern", "pattern"))
+        if j in prop
+    }
+    if prop.get("format") == "date-time":
+        meta["pattern"] = CodeGeneratorDraft07.FORMAT_REGEXS["date-time"]
+    return Annotated[str, msgspec.Meta(**meta)] if meta else str
+
+
+def typed_envelope(schema: dict[str, Any]) -> Any:
+    """A msgspec decoder equivalent to the envelope schema for events without extension attributes, built
+    from the schema itself (nothing restated); None when the schema has properties it does not know."""
+    props = schema["properties"]
+    required = set(schema["required"])
+    if (
+        set(props) != _FAST_FIELDS
+        or not {"specversion", "id", "source", "type", "time", "subject", "data"} <= required
+    ):
+        return None
+    if set(props["data"]) - {"type", "description"} or props["data"].get("type") != "object":
+        return None
+    fields: list[Any] = []
+    for name in ("specversion", "id", "source", "type", "time", "subject", "datacontenttype", "dataschema"):
+        prop = props[name]
+        if set(prop) - {"type", "const", "minLength", "maxLength", "pattern", "format", "description"}:
+            return None
+        if prop.get("format") not in (None, "date-time"):
+            return None
+        kind = Literal[prop["const"]] if "const" in prop else _string(prop)
+        fields.append((name, kind) if name in required else (name, kind | msgspec.UnsetType, msgspec.UNSET))
+    fields.append(("data", dict[str, Any]))
+    struct = msgspec.defstruct("TypedEnvelope", fields, forbid_unknown_fields=True, kw_only=True)
+    return msgspec.json.Decoder(list[struct] | struct)
+
+
 class Contracts:
     """The event contracts of one contracts directory, compiled once."""
 
@@ -93,6 +145,7 @@ class Contracts:
         envelope_path = self.events_dir / "envelope.schema.json"
         self.envelope_schema = _read_json(envelope_path)
         self._envelope = fastjsonschema.compile(self.envelope_schema)
+        self._typed = typed_envelope(self.envelope_schema)
         self.types: dict[str, EventType] = {}
         self._validators: dict[str, Any] = {}
         for path in sorted(self.events_dir.glob("*/*.schema.json")):
@@ -136,6 +189,14 @@ class Contracts:
         if len(raw) > MAX_RECORD_BYTES:
             yield Rejection(0, f"record of {len(raw)} bytes is over the {MAX_RECORD_BYTES}-byte limit", raw)
             return
+        fast = self._fast(raw)
+        if fast is not None:
+            yield from fast
+        else:
+            yield from self._checked(raw)
+
+    def _checked(self, raw: bytes) -> Iterator[CloudEvent | Rejection]:
+        """The schema path: every event checked against the JSON Schemas, each failure with its reason."""
         try:
             obj = msgspec.json.decode(raw)
         except msgspec.DecodeError as exc:
@@ -146,6 +207,44 @@ class Contracts:
                 yield self._one(item, position, None)
         else:
             yield self._one(obj, 0, raw)
+
+    def _fast(self, raw: bytes) -> list[CloudEvent] | None:
+        """The record's events when every one is valid (typed decoding: the common case, ~5x faster); None
+        otherwise, and the caller takes the schema path, which names each invalid event's reason."""
+        if self._typed is None:
+            return None
+        try:
+            got = self._typed.decode(raw)
+        except msgspec.DecodeError:  # ValidationError included
+            return None
+        out: list[CloudEvent] = []
+        unset = msgspec.UNSET
+        validators = self._validators
+        for env in got if isinstance(got, list) else (got,):
+            validator = validators.get(env.type)
+            if validator is None:
+                return None
+            try:
+                validator(env.data)
+                time = msgspec.convert(env.time, dt.datetime)
+            except (fastjsonschema.JsonSchemaValueException, msgspec.ValidationError):
+                return None
+            if time.tzinfo is None:
+                return None
+            out.append(
+                CloudEvent(
+                    id=env.id,
+                    source=env.source,
+                    type=env.type,
+                    time=time,
+                    subject=env.subject,
+                    data=env.data,
+                    specversion=env.specversion,
+                    datacontenttype=None if env.datacontenttype is unset else env.datacontenttype,
+                    dataschema=None if env.dataschema is unset else env.dataschema,
+                )
+            )
+        return out
 
     def _one(self, obj: Any, position: int, raw: bytes | None) -> CloudEvent | Rejection:
         reason = self.check(obj)

@@ -26,7 +26,7 @@ def worker() -> None:
 
 @indicators_app.command("status")
 def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Versions, checkpoints and the processed / dead-lettered / late counters per source."""
+    """Versions, checkpoints and the processed / dead-lettered / late / duplicate counters per source."""
     from ioccore.clickhouse import connect
     from services.indicators import store
 
@@ -47,7 +47,8 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     out.print(f"Checkpoints: {doc['checkpoints']}")
     for source, c in sorted(doc["counters"].items()):
         out.print(
-            f"  {source:<32} processed {c['processed']:>9,}  dead-lettered {c['dead_lettered']:>7,}  late {c['late']:>7,}"
+            f"  {source:<32} processed {c['processed']:>9,}  dead-lettered {c['dead_lettered']:>7,}  "
+            f"late {c['late']:>7,}  duplicates {c['duplicates']:>7,}"
         )
 
 

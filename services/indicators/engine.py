@@ -47,6 +47,9 @@ class PartitionState:
     next_offset: int = 0  # every record below this offset is in `series`
     watermark: float = 0.0  # newest event time seen (epoch seconds)
     series: dict[SeriesKey, State] = field(default_factory=dict)
+    # (source, id) of the raw events counted, per local day of event time, within the lateness window: a
+    # re-sent event (same identity, new offset) is counted once. Rebuilt from the archive on restore.
+    seen: dict[int, set[tuple[str, str]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,6 +68,7 @@ class Applied:
     processed: Counter = field(default_factory=Counter)  # per source
     late: Counter = field(default_factory=Counter)
     dead_lettered: Counter = field(default_factory=Counter)
+    duplicates: Counter = field(default_factory=Counter)  # re-sent events dropped (not archived again)
 
 
 def state_kind(spec: Spec) -> str:
@@ -146,6 +150,7 @@ class Engine:
         specs = self.model.specs
         spec_pos = self.spec_pos
         plans = self.plans
+        seen = part.seen
         for offset, items in records:
             if offset < part.next_offset:
                 continue
@@ -180,9 +185,19 @@ class Engine:
                     )
                     out.dead_lettered[ev.source] += 1
                     continue
+                day = local_day(t)
+                if not is_figure:  # figures are idempotent by (time, id) in their state already
+                    bucket = seen.get(day)
+                    if bucket is None:
+                        bucket = seen[day] = set()
+                    identity = (ev.source, ev.id)
+                    if identity in bucket:
+                        out.duplicates[ev.source] += 1
+                        continue
+                    bucket.add(identity)
                 if t > part.watermark:
                     part.watermark = t
-                elif local_day(t) < local_day(part.watermark):
+                elif day < local_day(part.watermark):
                     out.late[ev.source] += 1
                 out.processed[ev.source] += 1
                 out.accepted.append((offset, position, ev))
@@ -192,7 +207,6 @@ class Engine:
                 if is_figure:
                     self._figure(ev, units, type_specs, figures)
                     continue
-                day = local_day(t)
                 always, buckets = plans[ev.type]
                 candidates = list(always)
                 for key, bucket in buckets:
@@ -214,6 +228,9 @@ class Engine:
                     else:
                         g.append(v)
             part.next_offset = offset + 1
+        horizon = local_day(part.watermark - late_events) - 1  # older events are too late anyway
+        for d in [d for d in seen if d < horizon]:
+            del seen[d]
         series = part.series
         changed = out.changed
         for (si, subject, day), values in raw_groups.items():

@@ -26,6 +26,7 @@ from ioccore.archive import Batch, RecordRef, add_archived, add_dead_letter, wri
 from ioccore.clickhouse import ClickHouse
 from ioccore.contracts import CloudEvent, Contracts, Rejection
 from ioccore.logging import get_logger
+from ioccore.topics import EVENTS
 from services.indicators import store
 from services.indicators.engine import (
     Engine,
@@ -48,6 +49,7 @@ class Flush:
     archived: int = 0
     dead_lettered: int = 0
     late: int = 0
+    duplicates: int = 0
     series: int = 0
     values: int = 0
     dead_records: list[tuple[bytes | None, bytes, str]] = field(default_factory=list)
@@ -55,6 +57,11 @@ class Flush:
 
 
 ValueKey = tuple[str, int, str, str]
+
+# Indicator updates on ioc.indicators: CloudEvents (contracts/events/indicators/value.updated.schema.json).
+UPDATE_TYPE = "vn.binhduong.indicators.value.updated"
+UPDATE_SOURCE = "urn:ioc:indicators"
+PROVINCE_TZ = dt.timezone(dt.timedelta(hours=7))
 
 
 class Processor:
@@ -90,9 +97,12 @@ class Processor:
             part, written, counters = store.load_partition(
                 self.ch, self.version_set, partition, self.engine.restore
             )
+            part.seen = store.seen_events(
+                self.ch, EVENTS, partition, part.next_offset, part.watermark - self.engine.lateness.events_s
+            )
             self.parts[partition] = part
             self.written[partition] = written
-            self.counters[partition] = counters
+            self.counters[partition] = {k: v + [0] * (4 - len(v)) for k, v in counters.items()}
             self.foreign.pop(partition, None)
             self.foreign_at.pop(partition, None)
             last = {k for k, at in written.items() if at == part.next_offset}
@@ -154,9 +164,12 @@ class Processor:
                 self._counter(p, source)[1] += n
             for source, n in applied.late.items():
                 self._counter(p, source)[2] += n
+            for source, n in applied.duplicates.items():
+                self._counter(p, source)[3] += n
             flush.late += sum(applied.late.values())
+            flush.duplicates += sum(applied.duplicates.values())
             changed[p] = applied.changed
-        flush.events = batch.accepted + batch.rejected
+        flush.events = batch.accepted + batch.rejected + flush.duplicates
         flush.archived = batch.accepted
         flush.dead_lettered = batch.rejected
         flush.dead_records = batch.dead_records
@@ -191,6 +204,8 @@ class Processor:
             self._counter(partition, source)[0] += n
         for source, n in applied.late.items():
             self._counter(partition, source)[2] += n
+        for source, n in applied.duplicates.items():
+            self._counter(partition, source)[3] += n
         return applied.changed
 
     def process(self, records: list[RecordRef]) -> Flush:
@@ -202,7 +217,7 @@ class Processor:
         c = self.counters.setdefault(partition, {})
         got = c.get(source)
         if got is None:
-            got = c[source] = [0, 0, 0]
+            got = c[source] = [0, 0, 0, 0]  # processed, dead-lettered, late, duplicates
         return got
 
     # -- values -------------------------------------------------------------------------------------------
@@ -274,6 +289,7 @@ class Processor:
         rows: list[tuple[Any, ...]] = []
         updates: dict[str, list[dict[str, Any]]] = {}
         now = int(time.time())
+        stamp = dt.datetime.fromtimestamp(now, PROVINCE_TZ).isoformat()
         fields = self.model.fields
         for key in targets:
             value, n, version = value_of(key)
@@ -305,19 +321,36 @@ class Processor:
             if prev is None or prev[1] != value:
                 updates.setdefault(unit, []).append(
                     {
-                        "indicator": indicator,
-                        "cadence": cadence,
-                        "unit": unit,
-                        "level": level,
-                        "period": period,
-                        "value": value,
-                        "n": n,
-                        "version": version,
-                        "version_set": self.version_set,
+                        "specversion": "1.0",
+                        "id": f"{indicator}|{cadence}|{unit}|{period}|{version}",
+                        "source": UPDATE_SOURCE,
+                        "type": UPDATE_TYPE,
+                        "time": stamp,
+                        "subject": unit,
+                        "datacontenttype": "application/json",
+                        "data": {
+                            "indicator": indicator,
+                            "field": fields.get(indicator, ""),
+                            "cadence": cadence,
+                            "level": level,
+                            "unit": unit,
+                            "period": period,
+                            "period_start": period_start(period).isoformat(),
+                            "value": value,
+                            "n": n,
+                            "version": version,
+                            "version_set": self.version_set,
+                        },
                     }
                 )
         return rows, updates
 
 
-def encode_updates(updates: list[dict[str, Any]]) -> bytes:
-    return _enc.encode(updates)
+UPDATES_PER_RECORD = 1000  # ~0.4 MB: under the producer's 1 MB request limit
+
+
+def encode_updates(updates: list[dict[str, Any]]) -> list[bytes]:
+    """The records of a unit's updates: CloudEvents batches (JSON arrays) of at most UPDATES_PER_RECORD."""
+    return [
+        _enc.encode(updates[i : i + UPDATES_PER_RECORD]) for i in range(0, len(updates), UPDATES_PER_RECORD)
+    ]

@@ -15,9 +15,12 @@ class IndicatorSettings(BaseSettings):
     lateness_days: float = 7.0
     # Reported figures are judged by report time; a yearly figure may come months after its year.
     figure_lateness_days: float = 400.0
-    # A flush every `flush_s` seconds or `max_records` Kafka records (of up to 500 events each).
+    # A flush every `flush_s` seconds or `max_records` Kafka records (of up to 500 events each). Live traffic
+    # flushes every second; a backlog (catch-up after a stop) fills large flushes, which coalesce the
+    # changes of a busy series into one value row and one state row: 4,000 records ran the bench 2.6x
+    # faster than 400 (commit time per event falls with the flush size).
     flush_s: float = 1.0
-    max_records: int = 400
+    max_records: int = 4000
     log_every_s: float = 30.0
     # Log `indicators.flushed` with each owned partition's offset once its values are written (tests, bench).
     log_flushes: bool = False

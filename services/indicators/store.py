@@ -12,7 +12,7 @@ import msgspec
 
 from ioccore.clickhouse import ClickHouse
 from services.indicators.engine import PartitionState, SeriesKey
-from services.indicators.model import CADENCE_RANK, CADENCES
+from services.indicators.model import CADENCE_RANK, CADENCES, local_day
 from services.indicators.state import State
 
 PARTIALS = "indicator_partials"
@@ -174,13 +174,38 @@ def partition_counters(ch: ClickHouse, version_set: str) -> dict[str, dict[str, 
         {"v": version_set},
     )
     out: dict[str, dict[str, int]] = {}
+    names = ("processed", "dead_lettered", "late", "duplicates")
     for _, state in rows:
-        for source, (processed, dead, late) in _dec.decode(state).get("counters", {}).items():
-            c = out.setdefault(source, {"processed": 0, "dead_lettered": 0, "late": 0})
-            c["processed"] += processed
-            c["dead_lettered"] += dead
-            c["late"] += late
+        for source, counts in _dec.decode(state).get("counters", {}).items():
+            c = out.setdefault(source, dict.fromkeys(names, 0))
+            for name, n in zip(names, counts, strict=False):  # checkpoints before duplicates had three
+                c[name] += n
     return out
+
+
+def seen_events(
+    ch: ClickHouse, topic: str, partition: int, below_offset: int, since_s: float
+) -> dict[int, set[tuple[str, str]]]:
+    """(source, id) per local day of the raw events archived from a partition below its checkpoint, within the
+    lateness window: what the partition state had seen (the archive holds exactly the events counted)."""
+    seen: dict[int, set[tuple[str, str]]] = {}
+    if below_offset == 0:
+        return seen
+    rows = ch.execute(
+        "SELECT source, id, toUInt32(time) FROM events_archive "
+        "WHERE topic = %(topic)s AND partition = %(p)s AND offset < %(o)s AND time >= toDateTime(%(since)s) "
+        "AND type NOT LIKE %(figures)s",
+        {
+            "topic": topic,
+            "p": partition,
+            "o": below_offset,
+            "since": max(0, int(since_s) - 86400),
+            "figures": "%.figure.reported",
+        },
+    )
+    for source, event_id, t in rows:
+        seen.setdefault(local_day(t), set()).add((source, event_id))
+    return seen
 
 
 # ---------------------------------------------------------------------------------------------------------

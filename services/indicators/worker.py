@@ -101,7 +101,7 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
     async def indicators(stream: Any) -> None:
         proc = await asyncio.to_thread(processor)
         producer = app.producer
-        totals = {"records": 0, "events": 0, "dead_lettered": 0, "late": 0, "values": 0}
+        totals = {"records": 0, "events": 0, "dead_lettered": 0, "late": 0, "duplicates": 0, "values": 0}
         last_log = time.monotonic()
         last_version_check = time.monotonic()
         async for batch in stream.take_events(settings.max_records, within=settings.flush_s):
@@ -123,8 +123,9 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
                     )
                 flush = await asyncio.to_thread(proc.commit, flush, changed)
                 futures = [
-                    await producer.send(INDICATORS, unit.encode(), encode_updates(ups), None, None, None)
+                    await producer.send(INDICATORS, unit.encode(), record, None, None, None)
                     for unit, ups in flush.updates.items()
+                    for record in encode_updates(ups)
                 ]
                 if futures:
                     await asyncio.gather(*futures)

@@ -172,3 +172,19 @@ def test_under_units_2025_old_communes_count_in_their_new_commune_and_districts_
     province = next(u.code for u in _setup()[0].units_by_set["2025"] if u.level == "province")
     # 25741 (Hiệp Thành) went to Phú Lợi (25750) by default; the 2025 set has no district level
     assert units == {"25750", province}
+
+
+def test_a_re_sent_event_counts_once_and_its_memory_ends_with_the_lateness_window():
+    engine = _engine(events_s=7 * 86400)
+    part = PartitionState(0)
+    when = dt.datetime(2026, 3, 5, 9, tzinfo=VN)
+    engine.apply(part, [(0, [(0, _dossier(1, when)), (1, _dossier(2, when))])])
+    again = engine.apply(
+        part, [(5, [(0, _dossier(1, when)), (1, _dossier(3, when))])]
+    )  # 1 re-sent at offset 5
+    assert again.duplicates == {"/so-tttt/mot-cua": 1}
+    assert [ev.id for _, _, ev in again.accepted] == ["d-3"]
+    assert _value(engine, part, ("admin_procedures.dossiers_received", DAY, "74", "2026-03-05")) == 3.0
+    # ten days on, the day of the first events is beyond the lateness window: its identities are forgotten
+    engine.apply(part, [(6, [(0, _dossier(4, when + dt.timedelta(days=10)))])])
+    assert local_day(when.timestamp()) not in part.seen

@@ -69,6 +69,21 @@ def test_streamed_values_equal_the_sql_recount_and_replay_regroups_by_2025_units
         proc.process(records[start : start + 40])
     # a redelivered batch changes nothing
     proc.process(records[:40])
+    archived = clickhouse.execute("SELECT count() FROM events_archive FINAL")[0][0]
+    # re-sent events (same identities, new offsets) count once: in this processor, and in a restarted one
+    # that rebuilds what it had seen from the archive
+    proc.process([RecordRef(r.topic, r.partition, r.offset + 100_000, r.key, r.value) for r in records[:30]])
+    restarted = Processor(
+        clickhouse, catalog.contracts, Engine(model, boundaries(catalog, "2024")), "v1", 4, EVENTS
+    )
+    flush = restarted.process(
+        [RecordRef(r.topic, r.partition, r.offset + 200_000, r.key, r.value) for r in records[30:60]]
+    )
+    assert flush.duplicates > 0 and flush.archived == 0
+    counters = store.partition_counters(clickhouse, "v1")
+    assert sum(c["duplicates"] for c in counters.values()) > flush.duplicates
+    assert sum(c["processed"] for c in counters.values()) == archived
+    assert clickhouse.execute("SELECT count() FROM events_archive FINAL")[0][0] == archived
 
     report = reconcile(clickhouse, model, boundaries(catalog, "2024"), "v1")
     assert report.checked > 5_000

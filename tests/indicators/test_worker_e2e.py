@@ -26,7 +26,7 @@ from ioccore.clickhouse import connect
 from ioccore.kafka import end_offsets
 from ioccore.settings import REPO_ROOT, get_settings
 from ioccore.testing import with_database
-from ioccore.topics import EVENTS
+from ioccore.topics import EVENTS, INDICATORS
 from services.indicators import store
 from services.indicators.reconcile import close
 from services.indicators.worker import values_through
@@ -217,6 +217,41 @@ def test_values_equal_the_sql_recount_and_bad_input_is_dead_lettered(traffic, un
     counters = store.partition_counters(db.ch, "v1")
     assert sum(c["processed"] for c in counters.values()) == archived
     assert sum(c["dead_lettered"] for c in counters.values()) == len(reasons)
+
+
+async def _updates_on_topic() -> list:
+    """Every event in ioc.indicators, decoded and validated against the contracts."""
+    from ioccore.contracts import load_contracts
+    from ioccore.kafka import consumer
+
+    contracts = load_contracts()
+    ends = await end_offsets(INDICATORS)
+    decoded, seen = [], 0
+    async with consumer(INDICATORS, group_id=f"updates-{uuid.uuid4().hex[:8]}") as c:
+        while seen < sum(ends.values()):
+            for msgs in (await c.getmany(timeout_ms=1000)).values():
+                for m in msgs:
+                    seen += 1
+                    decoded.extend((m.key, d) for d in contracts.decode(m.value))
+    return decoded
+
+
+def test_updates_on_ioc_indicators_are_contract_events_ending_at_the_stored_values(undisturbed):
+    from ioccore.contracts import CloudEvent
+
+    _, values = undisturbed
+    decoded = asyncio.run(_updates_on_topic())
+    bad = [d for _, d in decoded if not isinstance(d, CloudEvent)][:3]
+    assert not bad, bad
+    latest: dict = {}
+    for key, event in decoded:
+        data = event.data
+        assert key.decode() == event.subject == data["unit"]
+        k = (data["indicator"], data["cadence"], data["unit"], data["period"])
+        if k not in latest or latest[k]["version"] < data["version"]:
+            latest[k] = data
+    # every stored value was announced, and the last announcement of each series is the stored value
+    _assert_same({k: d["value"] for k, d in latest.items()}, values)
 
 
 def test_kill_9_mid_stream_changes_no_value(traffic, undisturbed, database, tmp_path):
