@@ -6,13 +6,14 @@ from typing import Any
 
 
 def run_benchmarks(name: str, *, events: int) -> dict[str, Any]:
-    from bench import archive, faust_ready, indicators, stack_startup
+    from bench import archive, faust_ready, gateway, indicators, stack_startup
 
     available = {
         "stack": lambda: stack_startup.run(),
         "faust": lambda: faust_ready.run(),
         "archive": lambda: archive.run(events=events),
         "indicators": lambda: indicators.run(events=events),
+        "gateway": lambda: gateway.run(events=events),
     }
     if name == "all":
         return {key: fn() for key, fn in available.items()}

@@ -25,15 +25,17 @@ class GatewaySettings(BaseSettings):
     key_dir: Path | None = None
 
     # Ingest limits, per client (the token's subject).
-    max_request_bytes: int = 5 * 1024 * 1024
+    max_request_bytes: int = 4 * 1024 * 1024  # = ioccore.contracts.MAX_RECORD_BYTES
     max_batch_events: int = 10_000
     requests_per_s: float = 1000.0
     request_burst: float = 2000.0
     events_per_s: float = 100_000.0
     event_burst: float = 200_000.0
-    # Re-sent events are recognised in memory (the last N keys) and in the archive.
+    # Re-sent events are recognised in memory (the last N keys), optionally also in the archive (one
+    # ClickHouse query per request: off by default, since the archive and the indicators service already
+    # count a re-sent (source, id) once; the gateway's check only saves re-publishing and reports duplicates).
     dedup_memory: int = 1_000_000
-    dedup_archive: bool = True
+    dedup_archive: bool = False
 
     # Alert commands: how long to wait for the alerts service's result.
     command_timeout_s: float = 8.0

@@ -130,3 +130,32 @@ def test_size_and_rate_limits_answer_413_and_429(server_ch, clean_topics, tmp_pa
         assert codes[-1] == 429 and 202 in codes
         r = client.post("/v1/events", content=json.dumps(_land_events(1)), headers=h)
         assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+
+
+def test_with_the_archive_check_an_event_archived_long_ago_is_a_duplicate(server_ch, clean_topics, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from services.gateway.app import create_app
+    from tests.gateway.conftest import Tokens, make_settings
+
+    old, new = _land_events(2)
+    server_ch.insert(
+        "events_archive",
+        {"source": [old["source"]], "id": [old["id"]], "type": [old["type"]], "subject": [old["subject"]],
+         "time": [seed_time()], "time_ms": [0], "received_at": [seed_time()], "topic": ["t"], "partition": [0],
+         "offset": [0], "data": ["{}"]},
+    )  # fmt: skip
+    app = create_app(make_settings(tmp_path, dedup_archive=True), ch=server_ch)
+    with TestClient(app) as client:
+        h = {**Tokens(app).headers("department_system", source=LAND), **BATCH}
+        r = client.post("/v1/events", content=json.dumps([old, new]), headers=h)
+        assert r.status_code == 202
+        assert r.json() == {"accepted": [old["id"], new["id"]], "duplicates": [old["id"]]}
+        r = client.post("/v1/events", content=json.dumps([new]), headers=h)
+        assert r.json()["duplicates"] == [new["id"]]
+
+
+def seed_time():
+    from tests.gateway.seed import NOW
+
+    return NOW

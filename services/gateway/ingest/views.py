@@ -102,7 +102,7 @@ async def ingest(
             f"Vượt giới hạn tốc độ / rate limit for {caller.principal.sub}; retry after {retry} s",
             headers={"Retry-After": str(retry)},
         )
-    ok, invalid, forbidden = service.validate(events, caller.principal, gw.contracts)
+    ok, invalid, forbidden = service.validate(body, events, caller.principal, gw.contracts)
     if invalid or forbidden:
         metrics.INGEST_EVENTS.labels("rejected").inc(len(invalid) + len(forbidden))
         if forbidden:
