@@ -79,6 +79,16 @@ def test_the_wall_shows_27_fields_and_9_districts_and_updates_live(live_gateway,
     # English switch.
     page.click("#lang")
     assert page.locator("h1 [data-i18n='title']").inner_text() == "Intelligent Operations Center"
+    # A district's IOC wall: the same 27 fields for the district, its own alerts.
+    district = browser.new_page(viewport={"width": 1920, "height": 1080})
+    district.goto(f"{gw.url}/wall/718#token={gw.tokens('district_operator', district=D718)}")
+    district.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    assert district.locator(".tile").count() == 27
+    assert district.locator(".district").count() == 1
+    assert district.locator("#ticker [data-alert-id]").evaluate_all(
+        "xs => xs.map(x => x.dataset.alertId)"
+    ) == ["a718"]
+    district.screenshot(path=str(ARTIFACTS / "wall-718.png"))
 
 
 def test_a_district_operator_sees_only_their_alerts_and_acknowledges_one_live(live_gateway, browser):
