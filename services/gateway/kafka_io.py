@@ -21,7 +21,7 @@ async def tail(*topics: str, bootstrap: str, client_id: str) -> AsyncIterator[An
     ) as cons:
         parts: list[TopicPartition] = []
         for _ in range(50):
-            await cons._client.force_metadata_update()
+            await cons.topics()  # refreshes the cluster metadata
             parts = [TopicPartition(t, p) for t in topics for p in sorted(cons.partitions_for_topic(t) or ())]
             if all(cons.partitions_for_topic(t) for t in topics):
                 break

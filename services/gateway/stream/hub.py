@@ -116,9 +116,12 @@ class Hub:
             epoch, _, seq = last_event_id.partition("-")
             oldest = self.buffer[0].seq if self.buffer else self.seq + 1
             if epoch == self.epoch and seq.isdigit() and int(seq) >= oldest - 1:
-                for m in self.buffer:
-                    if m.seq > int(seq) and c.wants(m):
-                        c.queue.put_nowait(m) if c.queue.qsize() < self.client_queue else None
+                missed = [m for m in self.buffer if m.seq > int(seq) and c.wants(m)]
+                if len(missed) > self.client_queue:
+                    reset = True  # too much to replay: reload through REST instead
+                else:
+                    for m in missed:
+                        c.queue.put_nowait(m)
             else:
                 reset = True
         self.clients.add(c)

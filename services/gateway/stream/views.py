@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from services.gateway.auth.permissions import Caller, require
@@ -42,7 +43,7 @@ async def stream(
         raise HTTPException(422, f"kinds: a comma-separated subset of {sorted(KINDS)}")
     units = caller.units
     if unit:
-        caller.ensure_unit(unit, "stream")
+        await run_in_threadpool(caller.ensure_unit, unit, "stream")
         units = unit_tree().subtree(unit) & caller.units
     if gw.hub is None:
         raise HTTPException(503, "Chưa kết nối Kafka / the live stream is not available; retry later")
