@@ -85,11 +85,13 @@ export function live(params, handlers, statusEl) {
 }
 
 export function fmt(v) {
-  if (v === null || v === undefined) return "—";
-  const n = Number(v);
-  return Math.abs(n) >= 1000 || Number.isInteger(n)
-    ? n.toLocaleString(lang === "vi" ? "vi-VN" : "en-US", { maximumFractionDigits: 0 })
-    : n.toLocaleString(lang === "vi" ? "vi-VN" : "en-US", { maximumFractionDigits: 2 });
+  if (v === null || v === undefined || v === "") return "—";
+  const n = Number(v), loc = lang === "vi" ? "vi-VN" : "en-US";
+  const big = [[1e9, lang === "vi" ? " tỷ" : " bn"], [1e6, lang === "vi" ? " triệu" : " M"]];
+  for (const [div, suffix] of big) {
+    if (Math.abs(n) >= div) return (n / div).toLocaleString(loc, { maximumFractionDigits: 1 }) + suffix;
+  }
+  return n.toLocaleString(loc, { maximumFractionDigits: Number.isInteger(n) || Math.abs(n) >= 1000 ? 0 : 2 });
 }
 
 export function age(iso) {
