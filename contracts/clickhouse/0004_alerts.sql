@@ -1,6 +1,40 @@
--- PLACEHOLDER from the gateway branch, shaped after the integrator's contracts (alerts section), so that the
--- gateway's migration 0006 has no gap and its queries can be tested. The alerts branch owns this file:
--- at merge, take the alerts branch's version.
+-- Alerts (services/alerts): the event store of the alert lifecycle and the current state folded from it.
+-- Runs on ClickHouse 18.16 and on current ClickHouse: no DateTime64, no LowCardinality, no TTL.
+
+-- One row per lifecycle event (raised, reopened, acknowledged, assigned, commented, escalated, silenced,
+-- resolved), append-only. The worker rebuilds its state from here at start (payload is the event's data as
+-- JSON, folded by services/alerts/lifecycle.py). A rewrite of the same (alert_id, version) changes nothing:
+-- read with FINAL (a redelivered event has the same `at`, so lands in the same partition).
+CREATE TABLE IF NOT EXISTS alert_events
+(
+    alert_id    String,
+    version     UInt32,
+    transition  String,
+    at          DateTime,
+    rule        String,
+    indicator   String,
+    field       String,
+    cadence     String,
+    period      String,
+    unit        String,
+    level       String,
+    district    String,
+    severity    String,
+    state       String,
+    actor       String,
+    reason      String,
+    value       Nullable(Float64),
+    threshold   Nullable(Float64),
+    command_id  String,
+    payload     String,
+    recorded_at DateTime
+)
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(at)
+ORDER BY (alert_id, version);
+
+-- The current state of each alert: the fold of its events, one row per event written, the highest version
+-- wins. Read with FINAL (no partitioning, so FINAL merges every version of an alert on 18.16 as well).
 CREATE TABLE IF NOT EXISTS alerts
 (
     alert_id        String,
@@ -20,27 +54,11 @@ CREATE TABLE IF NOT EXISTS alerts
     assignee        String,
     escalated       UInt8,
     silenced        UInt8,
-    value           Float64,
-    threshold       Float64,
+    value           Nullable(Float64),
+    threshold       Nullable(Float64),
     title_vi        String,
     sop_vi          String,
-    version         UInt64
+    version         UInt32
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY alert_id;
-
-CREATE TABLE IF NOT EXISTS alert_events
-(
-    alert_id  String,
-    version   UInt64,
-    type      String,
-    time      DateTime,
-    actor     String,
-    reason    String,
-    state     String,
-    severity  String,
-    note      String,
-    assignee  String
-)
-ENGINE = ReplacingMergeTree()
-ORDER BY (alert_id, version);

@@ -74,8 +74,9 @@ class FakeAlertsService:
             seed.alerts(self.ch, [row])
             seed.alert_events(
                 self.ch,
-                [{"alert_id": alert["alert_id"], "version": alert["version"], "type": transition,
-                  "actor": data["actor"]["id"], "state": alert["state"], "note": data.get("note", "")}],
+                [{"alert_id": alert["alert_id"], "version": alert["version"], "transition": transition,
+                  "actor": data["actor"]["id"], "state": alert["state"], "command_id": data["command_id"],
+                  "payload": json.dumps({"note": data.get("note", "")})}],
             )  # fmt: skip
             lifecycle = seed.alert_event(transition, alert, alert["version"], actor=data["actor"]["id"])
             await prod.send_and_wait(ALERTS, json.dumps(lifecycle).encode(), key=alert["alert_id"].encode())

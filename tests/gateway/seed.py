@@ -73,7 +73,8 @@ def alerts(ch: ClickHouse, rows: list[dict[str, Any]]) -> None:
 
 
 def alert_events(ch: ClickHouse, rows: list[dict[str, Any]]) -> None:
-    base = {"reason": "", "severity": "warning", "note": "", "assignee": "", "time": NOW}
+    """Rows of alert_events (services/alerts' 0004_alerts.sql); unlisted columns take their defaults."""
+    base = {"reason": "", "severity": "warning", "at": NOW, "recorded_at": NOW, "payload": "{}"}
     full = [{**base, **r} for r in rows]
     ch.insert("alert_events", {c: [r[c] for r in full] for c in full[0]})
 
@@ -82,7 +83,7 @@ def call_row(call_id: str, unit: str, district: str, state: str, **kw: Any) -> d
     row = {
         "call_id": call_id, "line": "1022", "state": state, "caller_masked": "09******12", "unit": unit,
         "district": district, "field": "transport", "topic": "traffic", "focal_point": "", "hospital": "",
-        "received_at": NOW, "answered_at": NOW, "wait_s": 12.0, "deadline": NOW + dt.timedelta(hours=4),
+        "received_at": NOW, "answered_at": NOW, "wait_s": 12, "deadline": NOW + dt.timedelta(hours=4),
         "overdue": 0, "version": 1, "updated_at": NOW,
     }  # fmt: skip
     row.update(kw)

@@ -100,7 +100,7 @@ def test_a_district_operator_sees_only_their_alerts_and_acknowledges_one_live(li
          seed.alert_row("a724", C724, D724)],
     )  # fmt: skip
     seed.alert_events(
-        ch, [{"alert_id": "a718", "version": 1, "type": "raised", "actor": "system", "state": "firing"}]
+        ch, [{"alert_id": "a718", "version": 1, "transition": "raised", "actor": "system", "state": "firing"}]
     )
     with running(ch):
         page = browser.new_page(viewport={"width": 1600, "height": 900})

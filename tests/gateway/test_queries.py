@@ -108,11 +108,11 @@ def test_alerts_filter_by_state_severity_field_and_time_and_show_the_timeline(re
     seed.alert_events(
         ch,
         [
-            {"alert_id": "a1", "version": 1, "type": "raised", "actor": "system", "state": "firing"},
+            {"alert_id": "a1", "version": 1, "transition": "raised", "actor": "system", "state": "firing"},
             {
                 "alert_id": "a1",
                 "version": 2,
-                "type": "acknowledged",
+                "transition": "acknowledged",
                 "actor": "op718",
                 "state": "acknowledged",
             },
@@ -134,7 +134,7 @@ def test_alerts_filter_by_state_severity_field_and_time_and_show_the_timeline(re
     assert ids(unit=D724) == ["a3"]
     detail = client.get("/v1/alerts/a1", headers=h).json()
     assert detail["alert"]["state"] == "acknowledged" and detail["alert"]["sop_vi"].startswith("1.")
-    assert [e["type"] for e in detail["timeline"]] == ["raised", "acknowledged"]
+    assert [e["transition"] for e in detail["timeline"]] == ["raised", "acknowledged"]
     counts = client.get("/v1/alerts/open-by-district", headers=h).json()
     assert sorted((c["district"], c["severity"], c["count"]) for c in counts) == [
         (D718, "critical", 1),

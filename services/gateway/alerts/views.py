@@ -39,8 +39,8 @@ class Alert(BaseModel):
     assignee: str
     escalated: bool
     silenced: bool
-    value: float
-    threshold: float
+    value: float | None
+    threshold: float | None
     title_vi: str
     sop_vi: str
     version: int
@@ -65,12 +65,17 @@ class FieldCount(BaseModel):
 
 class Silence(BaseModel):
     until: dt.datetime | None = None
-    recurring: str | None = Field(None, max_length=200)
+    recurring: str | None = Field(
+        None,
+        pattern=r"^(mon|tue|wed|thu|fri|sat|sun)(,(mon|tue|wed|thu|fri|sat|sun))* ([01][0-9]|2[0-3]):[0-5][0-9]-"
+        r"([01][0-9]|2[0-4]):[0-5][0-9]$",
+        description="'weekdays HH:MM-HH:MM' in province time, e.g. 'sat,sun 22:00-24:00'",
+    )
 
 
 class ActionRequest(BaseModel):
     note: str | None = Field(None, max_length=2000)
-    assignee: str | None = Field(None, max_length=200)
+    assignee: str | None = Field(None, min_length=1, max_length=128)
     expected_version: int | None = Field(None, ge=0)
     silence: Silence | None = None
 
@@ -196,11 +201,12 @@ async def act(
     if body.expected_version is not None:
         data["expected_version"] = body.expected_version
     if action == "silence" and body.silence:
-        data["silence"] = (
-            {"until": body.silence.until.isoformat()}
-            if body.silence.until
-            else {"recurring": body.silence.recurring}
-        )
+        silence: dict[str, str] = {}
+        if body.silence.until:
+            silence["until"] = body.silence.until.isoformat()
+        if body.silence.recurring:
+            silence["recurring"] = body.silence.recurring
+        data["silence"] = silence
     detail = {k: v for k, v in data.items() if k not in ("actor",)}
     try:
         result = await gw.commands.send(alert, data, gw.settings.command_timeout_s)

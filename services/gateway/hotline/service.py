@@ -10,13 +10,17 @@ from services.gateway.columns import table_columns
 from services.gateway.indicators import service as indicators
 from services.gateway.sqlparams import in_
 
-CLOSED_STATES = ("closed",)
+CLOSED_STATES = ("closed", "resolved", "abandoned")  # a live call is in none of these
 KPI_FIELDS = ("hotline_1022", "emergency_115")
 
 
 def live_calls(ch: ClickHouse, units: list[str], limit: int) -> list[dict[str, Any]]:
     """Calls not closed yet, newest first, with whatever columns `calls` has (never a clear number)."""
-    cols = [n for n, _ in table_columns(ch, "calls") if n not in ("caller", "caller_number", "phone")]
+    cols = [
+        n
+        for n, _ in table_columns(ch, "calls")
+        if n not in ("caller", "caller_number", "phone", "caller_hash")
+    ]
     if not cols or not units:
         return []
     rows = ch.execute(

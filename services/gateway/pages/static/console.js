@@ -79,7 +79,7 @@ async function select(id) {
     el("h2", {}, t("sop")), el("div", { class: "sop" }, a.sop_vi || "—"),
     el("h2", {}, t("timeline")),
     el("ul", { id: "timeline" }, ...body.timeline.map((e) =>
-      el("li", {}, `${e.time || ""} · ${e.type || e.transition || ""} · ${e.actor || ""} ${e.note || e.reason || ""}`))));
+      el("li", {}, `${e.at || e.time || ""} · ${t(e.transition || e.type || "")} · ${e.actor || ""} ${e.reason || ""}`))));
 }
 
 function onAlert(ev) {
