@@ -6,7 +6,7 @@ from typing import Any
 
 
 def run_benchmarks(name: str, *, events: int) -> dict[str, Any]:
-    from bench import archive, faust_ready, gateway, indicators, stack_startup
+    from bench import alerts, archive, faust_ready, gateway, indicators, stack_startup
 
     available = {
         "stack": lambda: stack_startup.run(),
@@ -14,6 +14,7 @@ def run_benchmarks(name: str, *, events: int) -> dict[str, Any]:
         "archive": lambda: archive.run(events=events),
         "indicators": lambda: indicators.run(events=events),
         "gateway": lambda: gateway.run(events=events),
+        "alerts": lambda: alerts.run(),
     }
     if name == "all":
         return {key: fn() for key, fn in available.items()}

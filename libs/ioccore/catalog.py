@@ -287,6 +287,11 @@ class Catalog:
     contracts: Contracts
     indicator_locations: dict[str, Location] = field(default_factory=dict)
     board_locations: dict[str, Location] = field(default_factory=dict)
+    # Alert rules (contracts/rules/<field>.yaml, defaults merged) and recurring silences, as plain data;
+    # services/alerts gives them meaning, the checks here only hold them to the catalog.
+    rules: list[dict[str, Any]] = field(default_factory=list)
+    rule_locations: dict[str, Location] = field(default_factory=dict)
+    silences: list[dict[str, Any]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     load_seconds: float = 0.0
 
@@ -528,6 +533,42 @@ class _Reader:
                 out.append((rec, line_of(raw)))
         return out
 
+    def rules(self) -> tuple[list[dict[str, Any]], dict[str, Location], list[dict[str, Any]]]:
+        """Alert rules of contracts/rules/<field>.yaml (schema-valid ones, file defaults merged) and silences."""
+        rules: list[dict[str, Any]] = []
+        where: dict[str, Location] = {}
+        rules_dir = self.dir / "rules"
+        if not rules_dir.is_dir():
+            return rules, where, []
+        validator = self.schema("rules/rule.schema.json")
+        for path in sorted(rules_dir.glob("*.yaml")):
+            rel = f"rules/{path.name}"
+            if path.name == "silences.yaml":
+                continue
+            doc = self.doc(rel)
+            if doc is None or not self.valid(validator, doc, rel, line_of(doc), "rule file"):
+                continue
+            if path.stem != doc["field"]:
+                self.problem(rel, line_of(doc), f"field {doc['field']} must match the file name {path.stem}")
+            for raw in doc["rules"]:
+                rule = {**copy.deepcopy(doc.get("defaults") or {}), **raw, "field": doc["field"]}
+                loc = Location(self.rel(rel), line_of(raw))
+                if rule["id"] in where:
+                    self.problem(
+                        rel, loc.line, f"rule {rule['id']}: duplicate id, first at {where[rule['id']]}"
+                    )
+                    continue
+                where[rule["id"]] = loc
+                rules.append(rule)
+        silences: list[dict[str, Any]] = []
+        if (rules_dir / "silences.yaml").exists():
+            doc = self.doc("rules/silences.yaml")
+            if doc is not None and self.valid(
+                self.schema("rules/silences.schema.json"), doc, "rules/silences.yaml", 1, "silences"
+            ):
+                silences = [{**s, "line": line_of(s)} for s in doc["silences"]]
+        return rules, where, silences
+
     # -- items of families and templates ------------------------------------------------------------------
     def items(self, spec: dict[str, Any], rel: str, what: str) -> list[dict[str, Any]]:
         if "each_product" in spec:
@@ -753,6 +794,7 @@ def load_catalog(
     hospitals = reader.records("geo/hospitals.yaml", "hospitals", Hospital)
     indicators, ind_where, invalid = reader.indicators()
     boards, board_where = reader.boards()
+    rules, rule_where, silences = reader.rules()
     catalog = Catalog(
         dir=contracts_dir,
         fields=fields,
@@ -765,6 +807,9 @@ def load_catalog(
         contracts=contracts,
         indicator_locations=ind_where,
         board_locations=board_where,
+        rules=rules,
+        rule_locations=rule_where,
+        silences=silences,
     )
     _Checker(catalog, reader, invalid, focal, hospitals).run()
     catalog.problems = sorted(set(reader.problems), key=lambda p: (p.path, p.line, p.message))
@@ -811,6 +856,7 @@ class _Checker:
         self.ratios()
         self.boards()
         self.geo()
+        self.rules()
 
     # -- indicators -------------------------------------------------------------------------------------
     def indicators(self) -> None:
@@ -992,6 +1038,10 @@ class _Checker:
             if not self.c.board_indicator_ids(board):
                 self.at(loc, f"{me}: shows no indicator (its select matches nothing)")
 
+    # -- alert rules ----------------------------------------------------------------------------------------
+    def rules(self) -> None:
+        _check_rules(self)
+
     # -- geo ------------------------------------------------------------------------------------------------
     def geo(self) -> None:
         new_codes = {u.code for u in self.c.units_by_set.get("2025", [])}
@@ -1035,3 +1085,70 @@ class _Checker:
             commune = self.units.get(h.commune)
             if commune is not None and commune.parent != h.district and h.district not in self.r.rejected:
                 self.r.problem(rel, line, f"{me}: commune {h.commune} is not in district {h.district}")
+
+
+def _rule_problems(rule: dict[str, Any], ind: Indicator | None, units: set[str]) -> Iterator[str]:
+    """What is wrong with one alert rule against the catalog (thresholds, hysteresis, references)."""
+    if ind is None:
+        yield f"indicator {rule['indicator']} is not in the catalog"
+        return
+    if not rule["id"].startswith(rule["field"] + "."):
+        yield f"id must start with its field '{rule['field']}.'"
+    if ind.field != rule["field"]:
+        yield f"indicator {ind.id} belongs to field {ind.field}, not {rule['field']}"
+    for level in rule["levels"]:
+        if level not in ind.scopes:
+            yield f"level {level} is not a scope of {ind.id} ({', '.join(ind.scopes)})"
+    if rule["cadence"] not in ind.cadences:
+        yield f"cadence {rule['cadence']} is not a cadence of {ind.id} ({', '.join(ind.cadences)})"
+    cond = rule["condition"]
+    kind = cond["kind"]
+    bounds = [("condition", cond)] + [(f"override {u}", b) for u, b in (rule.get("overrides") or {}).items()]
+    for u in rule.get("overrides") or {}:
+        if u not in units:
+            yield f"override for unknown unit {u} (not in units@2024)"
+    if kind == "target" and not (ind.target or ind.targets_by_scope):
+        yield f"condition target: {ind.id} has no target in the catalog"
+    if kind in ("above", "below", "change"):
+        for what, b in bounds:
+            merged = {**cond, **b}
+            if "threshold" not in merged or "clear" not in merged:
+                yield f"{what}: a {kind} rule needs threshold and clear"
+            elif kind == "above" and merged["clear"] > merged["threshold"]:
+                yield f"{what}: clear {merged['clear']} must not be above threshold {merged['threshold']} (hysteresis)"
+            elif kind == "below" and merged["clear"] < merged["threshold"]:
+                yield f"{what}: clear {merged['clear']} must not be below threshold {merged['threshold']} (hysteresis)"
+            elif kind == "change" and merged["clear"] > merged["threshold"]:
+                yield f"{what}: clear {merged['clear']} must not exceed threshold {merged['threshold']} (hysteresis)"
+    if kind == "outside":
+        for what, b in bounds:
+            m = {**cond, **b}
+            if not {"low", "high"} <= set(m):
+                yield f"{what}: an outside rule needs low and high"
+            elif not (
+                m.get("clear_low", m["low"]) >= m["low"] and m.get("clear_high", m["high"]) <= m["high"]
+            ):
+                yield f"{what}: the clear band must lie inside [low, high] (hysteresis)"
+            elif m["low"] > m["high"]:
+                yield f"{what}: low must not be above high"
+    if kind == "no_data" and not ind.is_reported:
+        yield f"condition no_data: {ind.id} is not a reported figure (no department reports it)"
+    if not VI_DIACRITICS.search(rule["sop_vi"] + rule["title_vi"]):
+        yield "title_vi and sop_vi must be written in Vietnamese (with diacritics)"
+
+
+def _check_rules(ch: _Checker) -> None:
+    for rule in ch.c.rules:
+        loc = ch.c.rule_locations[rule["id"]]
+        for message in _rule_problems(rule, ch.by_id.get(rule["indicator"]), ch.known_units):
+            ch.at(loc, f"rule {rule['id']}: {message}")
+    districts = {c for c, u in ch.units.items() if u.level in ("district", "province")}
+    for s in ch.c.silences:
+        loc = Location(ch.r.rel("rules/silences.yaml"), s["line"])
+        if s["district"] not in districts:
+            ch.at(loc, f"silence {s['id']}: {s['district']} is not a district (or the province 74)")
+        for f in s.get("fields") or ():
+            if f not in ch.known_fields:
+                ch.at(loc, f"silence {s['id']}: unknown field {f}")
+        if "from" in s and str(s["from"]) >= str(s["until"]):
+            ch.at(loc, f"silence {s['id']}: from must be before until")

@@ -454,8 +454,14 @@ def up(settings: Settings | None = None, *, provision: bool = True) -> dict[str,
             finally:
                 ch.close()
     except BaseException:
-        for name in started:
+        for name, proc in started.items():
             parts(settings)[name].stop()
+            # Started a moment ago, it may not have exec'd yet (its cmdline lacks the marker stop() checks):
+            # it is ours either way.
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
         raise
     return started
 

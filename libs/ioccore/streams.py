@@ -37,7 +37,34 @@ def faust_settings(**overrides: Any) -> dict[str, Any]:
     return settings
 
 
-def make_app(app_id: str, **overrides: Any) -> Any:
+def cap_fetch_wait(ms: int) -> None:
+    """Make this process's Kafka consumers wait at most `ms` for data in a fetch.
+
+    Tansu answers a fetch that finds no data only when fetch_max_wait_ms has passed, even if records arrive
+    meanwhile (measured here: a record every 0.3 s reached an idle consumer after a median 330 ms with 1,500 ms,
+    93 ms with 500 ms, 11 ms with 20 ms). Faust hard-codes 1,500 ms, so a latency-bound worker (alerts) caps it.
+    Process-wide (aiokafka's consumer class is replaced by a subclass); costs an idle fetch per `ms`."""
+    import aiokafka
+
+    base = aiokafka.AIOKafkaConsumer
+    if getattr(base, "_ioc_fetch_cap", None) == ms:
+        return
+
+    class CappedConsumer(getattr(base, "_ioc_base", base)):  # type: ignore[misc, valid-type]
+        _ioc_fetch_cap = ms
+        _ioc_base = getattr(base, "_ioc_base", base)
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["fetch_max_wait_ms"] = min(int(kwargs.get("fetch_max_wait_ms", ms)), ms)
+            super().__init__(*args, **kwargs)
+
+    aiokafka.AIOKafkaConsumer = CappedConsumer  # type: ignore[misc]
+
+
+def make_app(app_id: str, *, fetch_max_wait_ms: int | None = None, **overrides: Any) -> Any:
+    """A Faust app; fetch_max_wait_ms caps its consumers' fetch wait (see cap_fetch_wait)."""
     import faust
 
+    if fetch_max_wait_ms is not None:
+        cap_fetch_wait(fetch_max_wait_ms)
     return faust.App(app_id, **faust_settings(**overrides))

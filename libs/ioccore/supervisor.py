@@ -43,6 +43,8 @@ def services() -> list[Service]:
     return [
         # The indicators worker archives the raw events as well (ioc.events -> events_archive, dead letters).
         Service("indicators", [*ioc, "indicators", "worker"]),
+        # Alert rules over the indicator updates, operators' commands, escalation and no-data timers.
+        Service("alerts", [*ioc, "alerts", "worker"]),
         # REST, live stream, wall and console (services/gateway).
         Service("gateway", [*ioc, "gateway", "serve"]),
         Service(
@@ -141,6 +143,9 @@ def _banner(console: Console, t0: float) -> None:
     console.print("  Trạng thái / status:                    .venv/bin/ioc stack status")
     console.print("  Chỉ tiêu / indicators:                  .venv/bin/ioc indicators status")
     console.print("  Đối soát / reconcile with the archive:  .venv/bin/ioc reconcile")
+    console.print(
+        "  Cảnh báo / alerts:                      .venv/bin/ioc alerts status  (list, timeline ID)"
+    )
     console.print("  Nhấn Ctrl-C để dừng / Ctrl-C stops everything.\n")
 
 

@@ -68,6 +68,23 @@ def period_start(label: str) -> dt.date:
     return parse_period(label)[1]
 
 
+@lru_cache(maxsize=65536)
+def period_last_day(label: str) -> int:
+    """Local day number of the last day of a period."""
+    cadence, first = parse_period(label)
+    if cadence == "day":
+        last = first
+    elif cadence == "week":
+        last = first + dt.timedelta(days=6)
+    elif cadence == "year":
+        last = dt.date(first.year, 12, 31)
+    else:
+        months = 1 if cadence == "month" else 3
+        y, m = divmod(first.month - 1 + months, 12)
+        last = dt.date(first.year + y, m + 1, 1) - dt.timedelta(days=1)
+    return (last - EPOCH).days
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Units under a boundary set
 # ---------------------------------------------------------------------------------------------------------

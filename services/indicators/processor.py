@@ -35,7 +35,16 @@ from services.indicators.engine import (
     ratio_value,
     series_value,
 )
-from services.indicators.model import CADENCES, Ratio, Spec, period_start
+from services.indicators.model import (
+    CADENCES,
+    EPOCH,
+    Model,
+    Ratio,
+    Spec,
+    local_day,
+    period_last_day,
+    period_start,
+)
 from services.indicators.state import State, merged
 
 log = get_logger("services.indicators")
@@ -86,6 +95,9 @@ class Processor:
         self.counters: dict[int, dict[str, list[int]]] = {}
         self.foreign: dict[int, dict[SeriesKey, tuple[int, State]]] = {}
         self.foreign_at: dict[int, int] = {}
+        self.foreign_watermark: dict[int, float] = {}
+        self.evictable = evictable_indicators(self.model)
+        self.evicted_before = 0  # local day: series of raw-event periods ending before it are out of memory
         self.emitted: dict[ValueKey, tuple[int, float]] = {}
         self.pending_values: set[SeriesKey] = set()  # restored: recompute their values at the next flush
         self.levels = engine.bounds.levels
@@ -105,6 +117,7 @@ class Processor:
             self.counters[partition] = {k: v + [0] * (4 - len(v)) for k, v in counters.items()}
             self.foreign.pop(partition, None)
             self.foreign_at.pop(partition, None)
+            self.foreign_watermark.pop(partition, None)
             last = {k for k, at in written.items() if at == part.next_offset}
             self.pending_values |= last
             log.info(
@@ -194,7 +207,45 @@ class Processor:
             store.write_values(self.ch, rows)
             flush.values = len(rows)
             flush.updates = updates
+        self.evict()
         return flush
+
+    def evict(self) -> int:
+        """Drop from memory the series no partition can change any more: raw-event periods that ended before
+        the lateness window of the partition furthest behind (its events for them are too late, and so are
+        everyone's). Their values stay in ClickHouse. Keeps memory bounded on a worker that runs for months.
+        Returns the number of series dropped."""
+        marks = [part.watermark for part in self.parts.values()]
+        marks += [w for p, w in self.foreign_watermark.items() if p not in self.parts]
+        if len(marks) < self.partitions or min(marks) <= 0:
+            return 0  # a partition without events yet would still take any
+        before = local_day(min(marks) - self.engine.lateness.events_s) - 1
+        if before <= self.evicted_before:
+            return 0
+        self.evicted_before = before
+        evictable = self.evictable
+
+        def frozen(key: SeriesKey | ValueKey) -> bool:
+            return key[0] in evictable and period_last_day(key[3]) < before
+
+        dropped = 0
+        for p, part in self.parts.items():
+            gone = [k for k in part.series if frozen(k)]
+            written = self.written[p]
+            for k in gone:
+                del part.series[k]
+                written.pop(k, None)
+            dropped += len(gone)
+        for cache in self.foreign.values():
+            for k in [k for k in cache if frozen(k)]:
+                del cache[k]
+        for k in [k for k in self.emitted if frozen(k)]:
+            del self.emitted[k]
+        if dropped:
+            log.info(
+                "indicators.evicted", series=dropped, periods_before=str(EPOCH + dt.timedelta(days=before))
+            )
+        return dropped
 
     def apply_archived(self, partition: int, records: list[tuple[int, list[tuple[int, CloudEvent]]]]) -> set:
         """Apply events read back from the archive (already valid and archived): replay and catch-up."""
@@ -226,13 +277,15 @@ class Processor:
             if p in self.parts:
                 continue
             since = self.foreign_at.get(p, 0)
-            rows, checkpoint = store.read_partition_since(
+            rows, checkpoint, watermark = store.read_partition_since(
                 self.ch, self.version_set, p, since, self.engine.restore
             )
             cache = self.foreign.setdefault(p, {})
             for key, at, st in rows:
                 cache[key] = (at, st)
             self.foreign_at[p] = checkpoint
+            if watermark is not None:
+                self.foreign_watermark[p] = watermark
 
     def _merged(self, key: SeriesKey) -> tuple[State | None, int]:
         states: list[State] = []
@@ -347,6 +400,29 @@ class Processor:
 
 
 UPDATES_PER_RECORD = 1000  # ~0.4 MB: under the producer's 1 MB request limit
+
+
+def evictable_indicators(model: Model) -> frozenset[str]:
+    """Indicators (and ratios) computed from raw events only. Reported figures may be restated for a long time
+    (figure lateness), so they, and the ratios that use one, stay in memory."""
+
+    def leaves(indicator: str, depth: int = 0) -> set[str]:
+        got = model.by_id.get(indicator)
+        if isinstance(got, Ratio) and depth < 10:
+            return leaves(got.numerator, depth + 1) | leaves(got.denominator, depth + 1)
+        return {indicator}
+
+    def raw_only(indicator: str) -> bool:
+        return all(
+            isinstance(model.by_id.get(x), Spec) and not model.by_id[x].reported for x in leaves(indicator)
+        )
+
+    mixed: set[str] = set()
+    for r in model.ratios:
+        if not raw_only(r.id):
+            mixed |= leaves(r.id)
+    ids = {s.id for s in model.specs} | {r.id for r in model.ratios}
+    return frozenset(i for i in ids if raw_only(i) and i not in mixed)
 
 
 def encode_updates(updates: list[dict[str, Any]]) -> list[bytes]:

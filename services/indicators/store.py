@@ -140,20 +140,22 @@ def write_partition(
 
 def read_partition_since(
     ch: ClickHouse, version_set: str, partition: int, since: int, restore: Restore
-) -> tuple[list[tuple[SeriesKey, int, State]], int]:
-    """Series of a partition this worker does not own, written after checkpoint `since`; and the
-    partition's newest checkpoint (`since` when there is nothing newer)."""
+) -> tuple[list[tuple[SeriesKey, int, State]], int, float | None]:
+    """Series of a partition this worker does not own, written after checkpoint `since`; the partition's
+    newest checkpoint (`since` when there is nothing newer) and its watermark (None when not newer)."""
     out: list[tuple[SeriesKey, int, State]] = []
     checkpoint = since
+    watermark = None
     for indicator, cadence, unit, period, kind, state, next_offset in _rows(
         ch, version_set, partition, since + 1
     ):
         if indicator == "":
             checkpoint = max(checkpoint, int(next_offset))
+            watermark = float(_dec.decode(state).get("watermark", 0.0))
             continue
         key = (indicator, CADENCE_RANK[cadence], unit, period)
         out.append((key, int(next_offset), restore(indicator, kind, _dec.decode(state))))
-    return out, checkpoint
+    return out, checkpoint, watermark
 
 
 def checkpoints(ch: ClickHouse, version_set: str) -> dict[int, int]:

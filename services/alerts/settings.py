@@ -1,0 +1,19 @@
+"""Settings of the alerts service, from the environment (prefix IOC_ALERTS_)."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AlertSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IOC_ALERTS_", extra="ignore")
+
+    app_id: str = "ioc-alerts"
+    # Indicator records taken per step (each a batch of up to 1,000 updates) and the wait for a batch.
+    max_records: int = 200
+    batch_s: float = 0.05
+    # A fetch on the local Tansu waits this long when no data is there, even if some arrives (ioccore.streams).
+    fetch_max_wait_ms: int = 50
+    # Timer for escalations, duration rules and no-data deadlines.
+    tick_s: float = 5.0
+    log_every_s: float = 30.0
