@@ -10,7 +10,8 @@ const T = {
     critical: "Nghiêm trọng", warning: "Cảnh báo", info: "Thông tin", firing: "Đang kích hoạt",
     acknowledged: "Đã xác nhận", assigned: "Đã giao", resolved: "Đã xử lý", assignee: "Người được giao",
     note: "Nội dung", until: "Tạm ẩn đến", select: "Chọn một cảnh báo", signout: "Đăng xuất", value: "Giá trị",
-    threshold: "Ngưỡng", target: "Mục tiêu", nodata: "Chưa có dữ liệu",
+    threshold: "Ngưỡng", target: "Mục tiêu", nodata: "Chưa có dữ liệu", open: "Đang mở", raised: "Phát sinh",
+    reopened: "Mở lại", commented: "Ghi chú", escalated: "Chuyển cấp trên", silenced: "Tạm ẩn",
   },
   en: {
     title: "Intelligent Operations Center", province: "Bình Dương province", districts: "Alerts by district",
@@ -22,7 +23,8 @@ const T = {
     critical: "Critical", warning: "Warning", info: "Info", firing: "Firing", acknowledged: "Acknowledged",
     assigned: "Assigned", resolved: "Resolved", assignee: "Assignee", note: "Note", until: "Silence until",
     select: "Select an alert", signout: "Sign out", value: "Value", threshold: "Threshold", target: "Target",
-    nodata: "No data yet",
+    nodata: "No data yet", open: "Open", raised: "Raised", reopened: "Reopened", commented: "Commented",
+    escalated: "Escalated", silenced: "Silenced",
   },
 };
 

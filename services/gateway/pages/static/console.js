@@ -76,7 +76,8 @@ async function select(id) {
         return act("silence", { silence: { until: when.toISOString() } })();
       } }, t("silence"))),
     note, out,
-    el("h2", {}, t("sop")), el("div", { class: "sop" }, a.sop_vi || "—"),
+    el("h2", {}, t("sop")), el("div", { class: "sop" },
+      (a.sop_vi || "—").replaceAll("{unit}", unitName(a.unit)).replaceAll("{period}", a.period)),
     el("h2", {}, t("timeline")),
     el("ul", { id: "timeline" }, ...body.timeline.map((e) =>
       el("li", {}, `${e.at || e.time || ""} · ${t(e.transition || e.type || "")} · ${e.actor || ""} ${e.reason || ""}`))));
