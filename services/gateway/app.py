@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -108,6 +109,9 @@ def create_app(
                     gw.commands = commands
                 except (OperationalError, TimeoutError) as exc:
                     log.error("gateway.kafka_unavailable", error=str(exc))
+            # The catalog and contracts live as long as the process: keep them out of the collector's passes.
+            gc.collect()
+            gc.freeze()
             log.info("gateway.ready", kafka=gw.producer is not None)
             yield
 

@@ -86,6 +86,10 @@ def validate(
     return ok, invalid, forbidden
 
 
+def _key(e: dict[str, Any]) -> str:
+    return f"{e['source']}\x00{e['id']}"
+
+
 class Dedup:
     """Recognises re-sent events: the last N (source, id) keys in memory, older ones in events_archive."""
 
@@ -93,7 +97,9 @@ class Dedup:
         self.ch = ch
         self.size = size
         self.use_archive = use_archive
-        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # Keys are plain strings, not tuples: strings are not tracked by the garbage collector, so a million
+        # remembered ids add nothing to the collector's full passes (which would show as latency spikes).
+        self._seen: OrderedDict[str, None] = OrderedDict()
 
     def _archived(self, events: list[dict[str, Any]]) -> set[tuple[str, str]]:
         if not self.use_archive or not events:
@@ -109,10 +115,10 @@ class Dedup:
         """(new events, duplicates): duplicates of each other inside the request count too."""
         fresh: list[dict[str, Any]] = []
         dups: list[dict[str, Any]] = []
-        in_request: set[tuple[str, str]] = set()
+        in_request: set[str] = set()
         candidates = []
         for e in events:
-            k = (e["source"], e["id"])
+            k = _key(e)
             if k in self._seen or k in in_request:
                 dups.append(e)
             else:
@@ -125,7 +131,7 @@ class Dedup:
 
     def remember(self, events: list[dict[str, Any]]) -> None:
         for e in events:
-            self._seen[(e["source"], e["id"])] = None
+            self._seen[_key(e)] = None
         while len(self._seen) > self.size:
             self._seen.popitem(last=False)
 
