@@ -97,7 +97,7 @@ def create_app(
 
                 try:
                     gw.producer = await stack.enter_async_context(
-                        producer(bootstrap, client_id="ioc-gateway", linger_ms=2)
+                        producer(bootstrap, client_id="ioc-gateway", linger_ms=0)
                     )
                     hub = Hub(settings.stream_buffer, settings.stream_client_queue)
                     await hub.start(bootstrap)
