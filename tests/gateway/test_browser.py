@@ -54,12 +54,19 @@ def test_the_wall_shows_27_fields_and_9_districts_and_updates_live(live_gateway,
     seed.active(ch)
     ind, _cadence = key_indicator("transport", "province")
     seed.values(ch, [seed.value(ind.id, "74", TODAY, 5.0)])
-    seed.alerts(ch, [seed.alert_row("a718", C718, D718, severity="critical")])
+    seed.alerts(
+        ch,
+        [
+            seed.alert_row("a718", C718, D718, severity="critical"),
+            seed.alert_row("a74", "74", "", severity="info"),
+        ],
+    )
     page = browser.new_page(viewport={"width": 1920, "height": 1080})
     page.goto(f"{gw.url}/wall#token={gw.tokens('province_viewer')}")
     page.wait_for_selector("body[data-ready='1']", timeout=30_000)
     assert page.locator(".tile").count() == 27
-    assert page.locator(".district").count() == 9
+    assert page.locator(".district[data-district]").count() == 9
+    assert page.locator(".district[data-province='74'] [data-severity='info']").inner_text() == "1"
     assert page.locator(".tile[data-field='transport']").get_attribute("data-value") == "5"
     assert page.locator(".district[data-district='718'] [data-severity='critical']").inner_text() == "1"
     page.wait_for_selector(".live.ok", timeout=30_000)
@@ -84,7 +91,7 @@ def test_the_wall_shows_27_fields_and_9_districts_and_updates_live(live_gateway,
     district.goto(f"{gw.url}/wall/718#token={gw.tokens('district_operator', district=D718)}")
     district.wait_for_selector("body[data-ready='1']", timeout=30_000)
     assert district.locator(".tile").count() == 27
-    assert district.locator(".district").count() == 1
+    assert district.locator(".district").count() == 1  # its own row, no province row
     assert district.locator("#ticker [data-alert-id]").evaluate_all(
         "xs => xs.map(x => x.dataset.alertId)"
     ) == ["a718"]

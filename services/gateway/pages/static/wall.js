@@ -40,7 +40,15 @@ async function loadDistricts() {
   const counts = new Map();
   for (const r of body) { const c = counts.get(r.district) || {}; c[r.severity] = r.count; counts.set(r.district, c); }
   const districts = [...state.units.values()].filter((u) => u.level === "district" && (!districtCode || u.code === districtCode));
-  document.getElementById("districts").replaceChildren(...districts.map((d) => {
+  // Province-level alerts (unit 74) have no district: a row of their own on the province wall.
+  const provinceRow = !districtCode && state.units.has("74")
+    ? [el("div", { class: "district province", "data-province": "74" }, el("b", {}, t("province")),
+        el("span", {}, ...["critical", "warning", "info"].map((s) => {
+          const n = ((counts.get("74") || counts.get("") || {})[s]) || 0;
+          return el("span", { class: `sev ${n ? s : "zero"}`, title: t(s), "data-severity": s }, n);
+        })))]
+    : [];
+  document.getElementById("districts").replaceChildren(...provinceRow, ...districts.map((d) => {
     const c = counts.get(d.code) || {};
     return el("div", { class: "district", "data-district": d.code },
       el("a", { href: `/wall/${d.code}` }, d.short_name),
