@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBS := clickhouse-server clickhouse-client
+DEBS := clickhouse-server clickhouse-client chromium
 PYTEST_ARGS ?=
 
 .PHONY: setup system-packages run test test-unit lint bench stack-up stack-down clean k8s-tools k8s-check

@@ -6,13 +6,14 @@ from typing import Any
 
 
 def run_benchmarks(name: str, *, events: int) -> dict[str, Any]:
-    from bench import alerts, archive, faust_ready, hotline, indicators, stack_startup
+    from bench import alerts, archive, faust_ready, gateway, hotline, indicators, stack_startup
 
     available = {
         "stack": lambda: stack_startup.run(),
         "faust": lambda: faust_ready.run(),
         "archive": lambda: archive.run(events=events),
         "indicators": lambda: indicators.run(events=events),
+        "gateway": lambda: gateway.run(events=events),
         "alerts": lambda: alerts.run(),
         # events: burst records at 10x the make-run rate (about 19,500 make the full 10 minutes)
         "hotline": lambda: hotline.run(events=events),

@@ -218,7 +218,9 @@ def run() -> None:
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="stack | faust | archive | indicators | all")] = "all",
+    name: Annotated[
+        str, typer.Argument(help="stack | faust | archive | indicators | alerts | gateway | all")
+    ] = "all",
     events: int = 100_000,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:

@@ -47,6 +47,8 @@ def services() -> list[Service]:
         Service("alerts", [*ioc, "alerts", "worker"]),
         # Hotline 1022/115: call state, routing, deadlines, live feed, daily KPI figures (onto ioc.events).
         Service("hotline", [*ioc, "hotline", "worker"]),
+        # REST, live stream, wall and console (services/gateway).
+        Service("gateway", [*ioc, "gateway", "serve"]),
         Service(
             "simulator",
             [
@@ -94,6 +96,25 @@ async def _supervise(svc: Service, stop: asyncio.Event, console: Console) -> Non
             await asyncio.wait_for(stop.wait(), timeout=delay)
 
 
+def _gateway_urls() -> dict[str, str] | None:
+    """The gateway's signed-in URLs, from the gateway's own command (ioccore imports no service)."""
+    import json
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "ioccore.cli", "gateway", "urls", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return json.loads(done.stdout)
+    except (subprocess.SubprocessError, ValueError, OSError) as exc:
+        log.warning("supervisor.gateway_urls_failed", error=str(exc))
+        return None
+
+
 def _banner(console: Console, t0: float) -> None:
     s = get_settings()
     st = stack.status(s)
@@ -106,6 +127,17 @@ def _banner(console: Console, t0: float) -> None:
         console.print(
             f"  ClickHouse HTTP   {st['clickhouse']['http']}"
             f"?query=SELECT%20type,count()%20FROM%20{s.clickhouse_database}.events_archive%20FINAL%20GROUP%20BY%20type"
+        )
+    urls = _gateway_urls()
+    if urls:
+        console.print(f"  Màn hình tỉnh / province wall:  {urls['wall']}", highlight=False, soft_wrap=True)
+        console.print(
+            f"  Bàn điều hành / console (district 718 operator):  {urls['console']}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        console.print(
+            f"  API (OpenAPI):  {urls['api']}   token: .venv/bin/ioc token --role …", highlight=False
         )
     console.print(
         "  Gửi sự kiện mẫu / send sample events:  .venv/bin/ioc send contracts/events/*/examples/*.json"

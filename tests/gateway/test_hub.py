@@ -1,0 +1,62 @@
+"""The stream hub's fan-out logic (pure: no broker): scope filtering, replay, reset, cutting off a slow client."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.gateway.stream.hub import Hub
+
+
+def _ev(subject: str) -> dict:
+    return {"subject": subject, "id": subject, "data": {}}
+
+
+def test_fan_out_filters_by_scope_and_kind_and_groups_a_record_by_subject():
+    async def go():
+        hub = Hub(buffer=100, client_queue=100)
+        a, _ = hub.subscribe(frozenset({"718", "25741"}), frozenset({"indicators"}), None)
+        b, _ = hub.subscribe(frozenset({"74", "718", "724"}), frozenset({"indicators", "alerts"}), None)
+        hub.publish("indicators", [_ev("718"), _ev("724"), _ev("718"), {"no": "subject"}])
+        hub.publish("alerts", [_ev("718")])
+        got_a = [a.queue.get_nowait() for _ in range(a.queue.qsize())]
+        got_b = [b.queue.get_nowait() for _ in range(b.queue.qsize())]
+        assert [(m.kind, m.subject) for m in got_a] == [("indicators", "718")]
+        assert b'"id":"718"' in got_a[0].frame and got_a[0].frame.count(b'"subject":"718"') == 2
+        assert [(m.kind, m.subject) for m in got_b] == [
+            ("indicators", "718"),
+            ("indicators", "724"),
+            ("alerts", "718"),
+        ]
+
+    asyncio.run(go())
+
+
+def test_resume_replays_what_was_missed_and_an_unknown_or_too_old_id_resets():
+    async def go():
+        hub = Hub(buffer=3, client_queue=100)
+        for _ in range(5):
+            hub.publish("indicators", [_ev("718")])
+        everything = frozenset({"718"})
+        kinds = frozenset({"indicators"})
+        c, reset = hub.subscribe(everything, kinds, f"{hub.epoch}-3")
+        assert not reset and [c.queue.get_nowait().seq for _ in range(c.queue.qsize())] == [4, 5]
+        _c, reset = hub.subscribe(everything, kinds, f"{hub.epoch}-1")  # 2 is no longer buffered
+        assert reset
+        _c, reset = hub.subscribe(everything, kinds, "another-process-4")
+        assert reset
+
+    asyncio.run(go())
+
+
+def test_a_client_that_falls_behind_is_cut_off_not_the_others():
+    async def go():
+        hub = Hub(buffer=100, client_queue=2)
+        slow, _ = hub.subscribe(frozenset({"718"}), frozenset({"indicators"}), None)
+        for _ in range(3):
+            hub.publish("indicators", [_ev("718")])
+        assert slow.dropped
+        fresh, _ = hub.subscribe(frozenset({"718"}), frozenset({"indicators"}), None)
+        hub.publish("indicators", [_ev("718")])
+        assert fresh.queue.qsize() == 1 and not fresh.dropped
+
+    asyncio.run(go())
