@@ -219,7 +219,10 @@ def run() -> None:
 @app.command()
 def bench(
     name: Annotated[
-        str, typer.Argument(help="stack | faust | archive | indicators | alerts | gateway | all")
+        str,
+        typer.Argument(
+            help="stack | faust | archive | indicators | alerts | hotline | gateway | all (all writes bench/results.md)"
+        ),
     ] = "all",
     events: int = 100_000,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -240,6 +243,11 @@ def bench(
     else:
         for key, res in results.items():
             out.print(f"[bold]{key}[/]: {json.dumps(res, ensure_ascii=False)}")
+    if name == "all":
+        from bench.results import write_report
+
+        md, js = write_report(results, Path(__file__).resolve().parents[2] / "bench")
+        err.print(f"Kết quả / results: {md} , {js}")
 
 
 from ioccore.catalog_cli import app as catalog_app  # noqa: E402
