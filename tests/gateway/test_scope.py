@@ -131,3 +131,23 @@ def test_a_district_operator_token_must_name_a_district():
     with pytest.raises(AuthError):
         principal_from_claims({"sub": "x", "role": "district_operator", "district": C718})
     assert principal_from_claims({"sub": "x", "role": "district_operator", "district": D718}).district == D718
+
+
+def test_every_v1_route_without_a_token_is_401(seeded):
+    """Every API route of the OpenAPI spec (all of /v1) wants a token; the refusal is audited."""
+    import re
+
+    app, client, _ = seeded
+    spec = app.openapi()
+    checked = 0
+    for path, ops in spec["paths"].items():
+        if not path.startswith("/v1"):
+            continue
+        url = re.sub(r"\{[^}]+\}", "x", path)
+        for method in ops:
+            if method.upper() not in {"GET", "POST", "PUT", "PATCH", "DELETE"}:
+                continue
+            r = client.request(method.upper(), url, json={} if method == "post" else None)
+            assert r.status_code == 401, f"{method.upper()} {path} without a token: {r.status_code}"
+            checked += 1
+    assert checked >= 15, spec["paths"].keys()
