@@ -17,10 +17,10 @@ from typing import Any
 
 import msgspec
 
-from ioccore.archive import RecordRef
+from ioccore.archive import Batch, RecordRef, add_dead_letter, write_batch
 from ioccore.catalog import Catalog
 from ioccore.clickhouse import ClickHouse
-from ioccore.contracts import TYPE_PREFIX, CloudEvent, Contracts
+from ioccore.contracts import TYPE_PREFIX, CloudEvent, Contracts, Rejection
 from ioccore.logging import get_logger
 from services.hotline import store
 from services.hotline.calendar import Deadlines
@@ -90,8 +90,7 @@ class Flush:
     derived: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (key, event)
     live: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     figures: list[tuple[str, dict[str, Any], FigureKey, float, int]] = field(default_factory=list)
-    dead: dict[str, list[Any]] = field(default_factory=dict)
-    dead_records: list[tuple[bytes | None, bytes, str]] = field(default_factory=list)
+    dead: Batch = field(default_factory=Batch)  # dead letters only (ioccore.archive's rows and records)
     availability: list[tuple[str, bool, int, str, str]] = field(default_factory=list)
     anomalies: dict[str, int] = field(default_factory=dict)
     events: int = 0
@@ -181,7 +180,7 @@ class Processor:
 
     # -- ingest ----------------------------------------------------------------------------------------------
     def ingest(self, records: Iterable[RecordRef]) -> Flush:
-        flush = Flush(dead=store.dead_columns())
+        flush = Flush()
         touched: dict[str, Call] = {}
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         for rec in records:
@@ -196,7 +195,7 @@ class Processor:
             self.anomaly_totals[k] = self.anomaly_totals.get(k, 0) + n
         self.totals["records"] += flush.records
         self.totals["events"] += flush.events
-        self.totals["dead_lettered"] += len(flush.dead_records)
+        self.totals["dead_lettered"] += flush.dead.rejected
         return flush
 
     def _dead(
@@ -210,29 +209,17 @@ class Processor:
         type_: str,
         now: dt.datetime,
     ) -> None:
-        """A dead letter with every number-like string redacted (a broken call.received carries one)."""
-        clean = self.privacy.redact(raw)
-        reason = self.privacy.redact(reason.encode()).decode()
-        log.warning(
-            "hotline.dead_lettered",
-            reason=reason[:300],
-            source=source,
-            type=type_,
-            partition=rec.partition,
-            offset=rec.offset,
+        """A dead letter with every number-like string redacted (a broken call.received carries one), in its
+        raw bytes, reason and key: the table and the dead-letter topic are downstream of the service."""
+        redact = self.privacy.redact
+        add_dead_letter(
+            flush.dead,
+            RecordRef(
+                rec.topic, rec.partition, rec.offset, redact(rec.key) if rec.key else rec.key, rec.value
+            ),
+            Rejection(position, redact(reason.encode()).decode(), redact(raw), source, type_),
+            now,
         )
-        d = flush.dead
-        d["received_at"].append(now)
-        d["topic"].append(rec.topic)
-        d["partition"].append(rec.partition)
-        d["offset"].append(rec.offset)
-        d["position"].append(position)
-        d["key"].append(self.privacy.redact(rec.key or b"").decode("utf-8", "replace"))
-        d["raw"].append(clean)
-        d["reason"].append(reason)
-        d["source"].append(source)
-        d["type"].append(type_)
-        flush.dead_records.append((rec.key, clean, reason))
 
     def _accept(
         self, flush: Flush, rec: RecordRef, ev: CloudEvent, touched: dict[str, Call], now: dt.datetime
@@ -533,8 +520,7 @@ class Processor:
         """Events and call states, then dead letters and availability (all idempotent)."""
         store.write_events(self.ch, flush.event_rows)
         store.write_calls(self.ch, flush.call_rows, self.router)
-        if flush.dead_records:
-            self.ch.insert(store.DEAD_LETTERS, flush.dead)
+        write_batch(self.ch, flush.dead)
         if flush.availability:
             store.write_availability(self.ch, flush.availability)
 

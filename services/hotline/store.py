@@ -20,7 +20,6 @@ CALL_EVENTS = "call_events"
 CALLS = "calls"
 FIGURES = "hotline_figures"
 AVAILABILITY = "facility_availability"
-DEAD_LETTERS = "dead_letters"
 _enc = msgspec.json.Encoder()
 _dec = msgspec.json.Decoder()
 EPOCH = dt.date(1970, 1, 1)
@@ -33,22 +32,6 @@ def _now() -> int:
 def seq_of(ev: CallEvent) -> str:
     """The fold's order as a sortable string: time, lifecycle rank, source, id."""
     return f"{ev.t:013d}|{KIND_RANK[ev.kind]:02d}|{ev.source}|{ev.event_id}"
-
-
-def dead_columns() -> dict[str, list[Any]]:
-    cols = (
-        "received_at",
-        "topic",
-        "partition",
-        "offset",
-        "position",
-        "key",
-        "raw",
-        "reason",
-        "source",
-        "type",
-    )
-    return {c: [] for c in cols}
 
 
 def write_events(ch: ClickHouse, rows: list[tuple[CallEvent, RecordRef | None]]) -> int:

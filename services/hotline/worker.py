@@ -68,7 +68,7 @@ async def publish(producer: Any, flush: Flush) -> None:
     from ioccore.contracts import encode_event
 
     futures = []
-    for key, raw, reason in flush.dead_records:
+    for key, raw, reason in flush.dead.dead_records:
         futures.append(
             await producer.send(DEADLETTER, key, raw, None, None, [("reason", reason.encode()[:4000])])
         )

@@ -145,7 +145,7 @@ def test_no_table_holds_a_clear_caller_number(clickhouse, catalog, two_days) -> 
             assert not leaked, f"{table}.{col} holds caller numbers in clear: {leaked[:3]}"
     published = msgspec.json.encode([[e for _, e in f.live] + [e for _, e in f.derived]
                                      + [e for _, e, *_ in f.figures] for f in flushes])  # fmt: skip
-    published += b"".join(raw + reason.encode() for f in flushes for _, raw, reason in f.dead_records)
+    published += b"".join(raw + reason.encode() for f in flushes for _, raw, reason in f.dead.dead_records)
     assert not [n for n in numbers if n.encode() in published]
     # repeat callers are linked through the hash: the same number on two calls gives one hash
     hashes = clickhouse.execute("SELECT caller_hash FROM calls FINAL WHERE known = 1")
