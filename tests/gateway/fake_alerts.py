@@ -1,4 +1,4 @@
-"""A stand-in for services/alerts in the gateway's tests, built only from contracts.md: it answers
+"""A stand-in for services/alerts in the gateway's tests, to the topics' event contracts: it answers
 ioc.alert.commands on ioc.alert.command.results, updates the `alerts` row and emits the lifecycle event on
 ioc.alerts, as the real service will. `silent` alert ids get no answer (to test the gateway's timeout)."""
 

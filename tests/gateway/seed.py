@@ -1,5 +1,5 @@
-"""Contract-shaped rows and records for the gateway's tests (shapes from contracts.md; the alerts and hotline
-services write the real ones)."""
+"""Rows and records for the gateway's read tests, in the shapes of migrations 0004/0005 and the event contracts
+(the alerts and hotline services write the real ones; their own tests cover that)."""
 
 from __future__ import annotations
 

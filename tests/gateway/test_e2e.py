@@ -1,6 +1,5 @@
 """End to end on the real stack: simulator → gateway ingest (HTTP) → Kafka → indicators worker → ClickHouse →
-gateway queries and live stream. (The alerts leg, → alerts → console, needs services/alerts: left to the
-integration of that branch.)"""
+gateway queries and live stream. (The alerts leg, → alerts → console, is tests/gateway/test_e2e_alerts.py.)"""
 
 from __future__ import annotations
 

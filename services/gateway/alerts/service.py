@@ -1,4 +1,4 @@
-"""Alert reads (tables `alerts` and `alert_events`, owned by services/alerts; shapes from contracts.md)."""
+"""Alert reads (tables `alerts` and `alert_events`, owned by services/alerts: contracts/clickhouse/0004_alerts.sql)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import datetime as dt
 from typing import Any
 
 from ioccore.clickhouse import ClickHouse
-from services.gateway.columns import table_columns
 from services.gateway.sqlparams import in_
 
 ALERT_COLUMNS = (
@@ -15,6 +14,11 @@ ALERT_COLUMNS = (
     "threshold", "title_vi", "sop_vi", "version",
 )  # fmt: skip
 OPEN_STATES = ("firing", "acknowledged", "assigned")
+EVENT_COLUMNS = (  # alert_events (contracts/clickhouse/0004_alerts.sql)
+    "alert_id", "version", "transition", "at", "rule", "indicator", "field", "cadence", "period", "unit",
+    "level", "district", "severity", "state", "actor", "reason", "value", "threshold", "command_id", "payload",
+    "recorded_at",
+)  # fmt: skip
 
 
 def _row(r: tuple) -> dict[str, Any]:
@@ -71,15 +75,12 @@ def get(ch: ClickHouse, alert_id: str) -> dict[str, Any] | None:
 
 
 def timeline(ch: ClickHouse, alert_id: str) -> list[dict[str, Any]]:
-    """Every lifecycle event of the alert, oldest first, with whatever columns alert_events has."""
-    cols = [n for n, _ in table_columns(ch, "alert_events")]
-    if not cols:
-        return []
+    """Every lifecycle event of the alert, oldest first."""
     rows = ch.execute(
-        f"SELECT {', '.join(cols)} FROM alert_events FINAL WHERE alert_id = %(id)s ORDER BY version",  # noqa: S608
+        f"SELECT {', '.join(EVENT_COLUMNS)} FROM alert_events FINAL WHERE alert_id = %(id)s ORDER BY version",  # noqa: S608
         {"id": alert_id},
     )
-    return [dict(zip(cols, r, strict=True)) for r in rows]
+    return [dict(zip(EVENT_COLUMNS, r, strict=True)) for r in rows]
 
 
 def open_by_district(ch: ClickHouse, units: list[str]) -> list[dict[str, Any]]:
