@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from typing import Any
 
 from bench._stack import private_stack
 from ioccore.settings import REPO_ROOT
+from ioccore.testing import stop_processes
 from ioccore.topics import ALERT_COMMAND_RESULTS, ALERT_COMMANDS, ALERTS, INDICATORS
 
 PERIOD = "2026-11-23"
@@ -194,11 +194,7 @@ def run(seconds: float = 30.0, rate: int = 10_000, probe_every_s: float = 0.1) -
             if proc.poll() is not None:
                 raise RuntimeError(f"the worker exited with {proc.returncode}; see {log_path}")
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_processes([proc], timeout_s=15)
     return result
 
 

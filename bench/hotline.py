@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from typing import Any
 from bench._stack import private_stack
 from ioccore.kafka import end_offsets
 from ioccore.settings import REPO_ROOT, get_settings
+from ioccore.testing import stop_processes
 from ioccore.topics import HOTLINE_CALLS
 from iocsim.switchboard import disorder, hotline_records
 
@@ -168,11 +168,7 @@ def run(events: int = 19_500) -> dict[str, Any]:
                 lags.append(float("inf") if done is None else max(0.0, done - acked))
             lags.sort()
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_processes([proc], timeout_s=20)
     return {
         "burst_events": len(acks),
         "burst_seconds": round(burst_s),

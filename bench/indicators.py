@@ -13,7 +13,6 @@ import asyncio
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from bench._stack import private_stack
 from ioccore.clickhouse import connect
 from ioccore.kafka import end_offsets
 from ioccore.settings import REPO_ROOT
+from ioccore.testing import stop_processes
 from ioccore.topics import EVENTS
 from services.indicators.worker import values_through
 
@@ -96,11 +96,7 @@ def _worker_run(ends: dict[int, int], log_path: Path) -> tuple[float, float, int
         values = int(ch.execute("SELECT count() FROM indicator_values FINAL")[0][0])
         return elapsed, rss, values
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_processes([proc], timeout_s=15)
 
 
 def run(events: int = 200_000) -> dict[str, Any]:

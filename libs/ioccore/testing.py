@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +16,7 @@ from urllib.parse import urlparse, urlunparse
 from ioccore.clickhouse import ClickHouse, connect
 from ioccore.kafka import delete_topics, ensure_topics
 from ioccore.migrations import migrate
-from ioccore.settings import get_settings
+from ioccore.settings import REPO_ROOT, get_settings
 from ioccore.stack import free_port
 from ioccore.topics import load_topics
 
@@ -88,3 +91,28 @@ def private_stack(home: Path, *, start: bool = True) -> Iterator[dict[str, str]]
             else:
                 os.environ[k] = v
         get_settings.cache_clear()
+
+
+def spawn_ioc(args: list[str], log_path: Path, **env: str) -> subprocess.Popen:
+    """`ioc <args>` as a child process (a worker under test), its output appended to `log_path`."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ioccore.cli", *args],
+            cwd=REPO_ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop_processes(procs: list[subprocess.Popen], timeout_s: float = 20) -> None:
+    """SIGTERM every process still running, then wait; kill what does not stop in time."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

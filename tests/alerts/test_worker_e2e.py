@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,10 +15,9 @@ import uuid
 
 import pytest
 
-from ioccore.clickhouse import connect
 from ioccore.kafka import consumer, producer
-from ioccore.settings import REPO_ROOT, get_settings
-from ioccore.testing import with_database
+from ioccore.settings import REPO_ROOT
+from ioccore.testing import fresh_clickhouse, spawn_ioc, stop_processes
 from ioccore.topics import ALERT_COMMAND_RESULTS, ALERT_COMMANDS, ALERTS
 from services.alerts import store
 
@@ -28,38 +26,9 @@ RULE = "environment.volume_high"
 
 
 @pytest.fixture
-def database():
-    from ioccore.migrations import migrate
-
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    url = with_database(get_settings().effective_clickhouse_url, name)
-    ch = connect(url)
-    migrate(ch, get_settings().contracts_dir / "clickhouse")
-    yield url, ch
-    ch.execute(f"DROP DATABASE IF EXISTS {ch.database}")
-    ch.close()
-
-
-def _spawn(args: list[str], env: dict[str, str], log) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "ioccore.cli", *args],
-        cwd=REPO_ROOT,
-        env={**os.environ, **env},
-        stdout=open(log, "ab"),  # noqa: SIM115
-        stderr=subprocess.STDOUT,
-    )
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+def database(stack_env, tmp_path):
+    with fresh_clickhouse("server", tmp_path) as ch:
+        yield ch.url, ch
 
 
 async def _wait_for(topic: str, match, procs, logs, timeout: float = 240) -> dict:
@@ -109,10 +78,10 @@ def test_anomaly_raises_the_alert_in_its_district_and_operators_act_on_it(
     logs = [tmp_path / "indicators.log", tmp_path / "alerts.log"]
     alerts_env = {**env, "IOC_ALERTS_APP_ID": f"alerts-{uuid.uuid4().hex[:6]}", "IOC_ALERTS_TICK_S": "1"}
     procs = [
-        _spawn(
-            ["indicators", "worker"], {**env, "IOC_INDICATORS_APP_ID": f"ind-{uuid.uuid4().hex[:6]}"}, logs[0]
+        spawn_ioc(
+            ["indicators", "worker"], logs[0], **env, IOC_INDICATORS_APP_ID=f"ind-{uuid.uuid4().hex[:6]}"
         ),
-        _spawn(["alerts", "worker"], alerts_env, logs[1]),
+        spawn_ioc(["alerts", "worker"], logs[1], **alerts_env),
     ]
     try:
         subprocess.run(
@@ -151,8 +120,8 @@ def test_anomaly_raises_the_alert_in_its_district_and_operators_act_on_it(
         assert stale["outcome"] == "rejected" and "stale" in stale["reason"]
 
         # a restart rebuilds the state from alert_events: the next command finds version 2
-        _stop([procs[1]])
-        procs[1] = _spawn(["alerts", "worker"], alerts_env, logs[1])
+        stop_processes([procs[1]])
+        procs[1] = spawn_ioc(["alerts", "worker"], logs[1], **alerts_env)
         res = _result(asyncio.run(_command("assign", aid, "718", assignee="cb.718.tranthib", expected_version=2)), procs, logs)  # fmt: skip
         assert (res["outcome"], res["state"], res["version"]) == ("applied", "assigned", 3)
         res = _result(
@@ -160,7 +129,7 @@ def test_anomaly_raises_the_alert_in_its_district_and_operators_act_on_it(
         )
         assert (res["outcome"], res["state"], res["version"]) == ("applied", "resolved", 4)
     finally:
-        _stop(procs)
+        stop_processes(procs)
     timeline = store.timeline(ch, aid)
     assert [(e["transition"], e["actor"]) for e in timeline] == [
         ("raised", "system"), ("acknowledged", "op.718"), ("assigned", "op.718"), ("resolved", "op.718"),

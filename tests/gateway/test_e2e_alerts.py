@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
-import sys
 
 import httpx
 import pytest
 
-from ioccore.settings import REPO_ROOT, get_settings
-from ioccore.testing import with_database
+from ioccore.settings import get_settings
+from ioccore.testing import spawn_ioc, stop_processes, with_database
 from tests.gateway.test_browser import ARTIFACTS, browser  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -45,18 +43,14 @@ def _dossiers(n: int, online: int) -> list[dict]:
     ]
 
 
-def _worker(name: str, db_url: str, log) -> subprocess.Popen:
-    env = {**os.environ, "IOC_CLICKHOUSE_URL": db_url, "IOC_INDICATORS_FLUSH_S": "0.5"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "ioccore.cli", name, "worker"], cwd=REPO_ROOT, env=env, stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
+def _worker(name: str, db_url: str, log_path) -> subprocess.Popen:
+    return spawn_ioc([name, "worker"], log_path, IOC_CLICKHOUSE_URL=db_url, IOC_INDICATORS_FLUSH_S="0.5")
 
 
 def test_a_department_event_becomes_an_alert_the_718_operator_acknowledges(live_gateway, browser, tmp_path):  # noqa: F811
     gw = live_gateway
     db_url = with_database(get_settings().effective_clickhouse_url, gw.app.state.gw.ch.database)
-    log = open(tmp_path / "workers.log", "ab")  # noqa: SIM115
+    log = tmp_path / "workers.log"
     workers = [_worker("indicators", db_url, log), _worker("alerts", db_url, log)]
     try:
         page = browser.new_page(viewport={"width": 1600, "height": 900})
@@ -94,8 +88,4 @@ def test_a_department_event_becomes_an_alert_the_718_operator_acknowledges(live_
         )
         assert audit == [("alert.acknowledge", "applied")]
     finally:
-        for w in workers:
-            w.terminate()
-        for w in workers:
-            w.wait(30)
-        log.close()
+        stop_processes(workers, timeout_s=30)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,12 +15,10 @@ import uuid
 
 import pytest
 
-from ioccore.clickhouse import connect
 from ioccore.contracts import load_contracts
 from ioccore.kafka import consumer, end_offsets, producer
-from ioccore.migrations import migrate
-from ioccore.settings import REPO_ROOT, get_settings
-from ioccore.testing import with_database
+from ioccore.settings import REPO_ROOT
+from ioccore.testing import fresh_clickhouse, spawn_ioc, stop_processes
 from ioccore.topics import DEADLETTER, EVENTS, HOTLINE_CALLS, HOTLINE_LIVE
 from tests.hotline.conftest import caller_numbers
 
@@ -62,14 +59,9 @@ def _written_through(log: str) -> dict[int, int]:
 
 
 @pytest.fixture
-def database():
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    url = with_database(get_settings().effective_clickhouse_url, name)
-    ch = connect(url)
-    migrate(ch, get_settings().contracts_dir / "clickhouse")
-    yield url, ch
-    ch.execute(f"DROP DATABASE IF EXISTS {ch.database}")
-    ch.close()
+def database(stack_env, tmp_path):
+    with fresh_clickhouse("server", tmp_path) as ch:
+        yield ch.url, ch
 
 
 def test_two_simulated_days_end_to_end(clean_topics, database, two_days, tmp_path) -> None:
@@ -78,9 +70,7 @@ def test_two_simulated_days_end_to_end(clean_topics, database, two_days, tmp_pat
     log_path = tmp_path / "hotline.log"
     env = {**os.environ, "IOC_CLICKHOUSE_URL": url, "IOC_HOTLINE_LOG_FLUSHES": "true",
            "IOC_HOTLINE_APP_ID": f"hl-{uuid.uuid4().hex[:8]}"}  # fmt: skip
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "ioccore.cli", "hotline", "worker"], cwd=REPO_ROOT,
-                                env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    proc = spawn_ioc(["hotline", "worker"], log_path, **env)
     try:
         # until the worker has written everything on the topic, including the events it derived itself
         deadline = time.monotonic() + 240
@@ -96,8 +86,7 @@ def test_two_simulated_days_end_to_end(clean_topics, database, two_days, tmp_pat
             last = ends
             time.sleep(1.0)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        stop_processes([proc], timeout_s=30)
 
     # KPIs equal the independent SQL recount (the command the integrator hooks into `ioc reconcile`)
     res = subprocess.run([sys.executable, "-m", "ioccore.cli", "hotline", "reconcile", "--json"], cwd=REPO_ROOT,
@@ -190,9 +179,7 @@ def _indicators_over(url: str, env: dict, tmp_path) -> None:
         "IOC_INDICATORS_APP_ID": f"ind-{uuid.uuid4().hex[:8]}",
         "IOC_INDICATORS_LOG_FLUSHES": "true",
     }
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "ioccore.cli", "indicators", "worker"], cwd=REPO_ROOT,
-                                env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    proc = spawn_ioc(["indicators", "worker"], log_path, **env)
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -202,5 +189,4 @@ def _indicators_over(url: str, env: dict, tmp_path) -> None:
             assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
             time.sleep(0.5)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        stop_processes([proc], timeout_s=30)

@@ -22,10 +22,10 @@ import uuid
 
 import pytest
 
-from ioccore.clickhouse import connect
+from ioccore.clickhouse import ClickHouse
 from ioccore.kafka import end_offsets
-from ioccore.settings import REPO_ROOT, get_settings
-from ioccore.testing import with_database
+from ioccore.settings import REPO_ROOT
+from ioccore.testing import fresh_clickhouse, spawn_ioc, stop_processes
 from ioccore.topics import EVENTS, INDICATORS
 from services.indicators import store
 from services.indicators.reconcile import close
@@ -89,52 +89,31 @@ async def _events_on_topic() -> int:
     return total
 
 
-class Database:
-    def __init__(self) -> None:
-        from ioccore.migrations import migrate
-
-        self.name = f"test_{uuid.uuid4().hex[:12]}"
-        self.url = with_database(get_settings().effective_clickhouse_url, self.name)
-        self.ch = connect(self.url)
-        migrate(self.ch, get_settings().contracts_dir / "clickhouse")
-
-    def drop(self) -> None:
-        self.ch.execute(f"DROP DATABASE IF EXISTS {self.ch.database}")
-        self.ch.close()
-
-
 @pytest.fixture
-def database():
-    db = Database()
-    yield db
-    db.drop()
+def database(tmp_path):
+    with fresh_clickhouse("server", tmp_path) as ch:
+        yield ch
 
 
-def _worker(db: Database, app_id: str, log_path, max_records: int = 20) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "IOC_CLICKHOUSE_URL": db.url,
-        "IOC_INDICATORS_APP_ID": app_id,
-        "IOC_INDICATORS_MAX_RECORDS": str(max_records),
-        "IOC_INDICATORS_FLUSH_S": "0.5",
-        "IOC_INDICATORS_LOG_FLUSHES": "true",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "ioccore.cli", "indicators", "worker"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=open(log_path, "ab"),
-        stderr=subprocess.STDOUT,  # noqa: SIM115
+def _worker(db: ClickHouse, app_id: str, log_path, max_records: int = 20) -> subprocess.Popen:
+    return spawn_ioc(
+        ["indicators", "worker"],
+        log_path,
+        IOC_CLICKHOUSE_URL=db.url,
+        IOC_INDICATORS_APP_ID=app_id,
+        IOC_INDICATORS_MAX_RECORDS=str(max_records),
+        IOC_INDICATORS_FLUSH_S="0.5",
+        IOC_INDICATORS_LOG_FLUSHES="true",
     )
 
 
-def _checkpoints(db: Database) -> dict[int, int]:
-    active = store.active_version(db.ch)
-    return store.checkpoints(db.ch, active["version_set"]) if active else {}
+def _checkpoints(db: ClickHouse) -> dict[int, int]:
+    active = store.active_version(db)
+    return store.checkpoints(db, active["version_set"]) if active else {}
 
 
 def _wait_done(
-    db: Database, ends: dict[int, int], procs: list[subprocess.Popen], logs: list, timeout: float = 240
+    db: ClickHouse, ends: dict[int, int], procs: list[subprocess.Popen], logs: list, timeout: float = 240
 ) -> None:
     """Until every partition's values are written up to its end offset (the workers log it per flush)."""
     deadline = time.monotonic() + timeout
@@ -150,21 +129,10 @@ def _wait_done(
     raise AssertionError(f"workers did not finish: checkpoints {_checkpoints(db)} vs end offsets {want}")
 
 
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-
-
-def _values(db: Database) -> dict:
-    active = store.active_version(db.ch)
+def _values(db: ClickHouse) -> dict:
+    active = store.active_version(db)
     assert active is not None
-    return store.read_values(db.ch, active["version_set"])
+    return store.read_values(db, active["version_set"])
 
 
 def _assert_same(got: dict, want: dict) -> None:
@@ -179,15 +147,14 @@ def _assert_same(got: dict, want: dict) -> None:
 def undisturbed(traffic, tmp_path_factory):
     """One worker, never disturbed: the reference values, and its database for further checks."""
     stats, ends = traffic
-    db = Database()
-    log = tmp_path_factory.mktemp("w") / "undisturbed.log"
-    proc = _worker(db, f"ind-{uuid.uuid4().hex[:8]}", log, max_records=50)
-    try:
-        _wait_done(db, ends, [proc], [log])
-    finally:
-        _stop([proc])
-    yield db, _values(db)
-    db.drop()
+    tmp = tmp_path_factory.mktemp("w")
+    with fresh_clickhouse("server", tmp) as db:
+        proc = _worker(db, f"ind-{uuid.uuid4().hex[:8]}", tmp / "undisturbed.log", max_records=50)
+        try:
+            _wait_done(db, ends, [proc], [tmp / "undisturbed.log"])
+        finally:
+            stop_processes([proc])
+        yield db, _values(db)
 
 
 def test_values_equal_the_sql_recount_and_bad_input_is_dead_lettered(traffic, undisturbed):
@@ -198,7 +165,7 @@ def test_values_equal_the_sql_recount_and_bad_input_is_dead_lettered(traffic, un
     stats, _ = traffic
     db, values = undisturbed
     catalog = load_catalog()
-    report = reconcile(db.ch, compile_model(catalog), boundaries(catalog, "2024"), "v1")
+    report = reconcile(db, compile_model(catalog), boundaries(catalog, "2024"), "v1")
     assert report.checked > 10_000, report.as_dict()
     assert report.mismatches == 0, report.examples
     assert len(values) == report.checked
@@ -206,15 +173,15 @@ def test_values_equal_the_sql_recount_and_bad_input_is_dead_lettered(traffic, un
     # every malformed record is a dead letter with a reason; every valid department event is archived once
     # (malformed hotline events go to ioc.hotline.calls, not to this worker)
     bad = sum(stats["malformed_events"].values())
-    reasons = db.ch.execute("SELECT reason FROM dead_letters FINAL")
+    reasons = db.execute("SELECT reason FROM dead_letters FINAL")
     assert 0 < len(reasons) <= bad
     assert all(r[0] for r in reasons)
     hotline = sum(n for t, n in stats["by_type"].items() if t.startswith("vn.binhduong.hotline."))
-    archived = db.ch.execute("SELECT count() FROM events_archive FINAL")[0][0]
+    archived = db.execute("SELECT count() FROM events_archive FINAL")[0][0]
     assert archived == stats["valid_events"] - hotline
     # nothing lost: every event on the topic is archived or dead-lettered
     assert archived + len(reasons) == asyncio.run(_events_on_topic())
-    counters = store.partition_counters(db.ch, "v1")
+    counters = store.partition_counters(db, "v1")
     assert sum(c["processed"] for c in counters.values()) == archived
     assert sum(c["dead_lettered"] for c in counters.values()) == len(reasons)
 
@@ -273,7 +240,7 @@ def test_kill_9_mid_stream_changes_no_value(traffic, undisturbed, database, tmp_
     try:
         _wait_done(database, ends, [proc], [log])
     finally:
-        _stop([proc])
+        stop_processes([proc])
     _assert_same(_values(database), want)
 
 
@@ -289,7 +256,7 @@ def test_two_workers_share_the_partitions_and_agree_with_one(traffic, undisturbe
     try:
         _wait_done(database, ends, procs, logs)
     finally:
-        _stop(procs)
+        stop_processes(procs)
     _assert_same(_values(database), want)
     owners = []
     for log in logs:
