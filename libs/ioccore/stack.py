@@ -19,6 +19,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +97,18 @@ class Part:
     def prepare(self) -> None:
         """Write config files, make directories."""
 
+    def env(self) -> dict[str, str] | None:
+        """The server's environment; None: ours."""
+        return None
+
+    def marker(self) -> str:
+        """What the server's command line contains: tells our process from another that reuses its pid."""
+        return self.binary().name
+
+    def identity(self) -> dict[str, Any]:
+        """What, besides the marker, a running server must match to be reused (see `start`)."""
+        return {}
+
     # -- shared -------------------------------------------------------------------------------
     @property
     def dir(self) -> Path:
@@ -128,6 +141,14 @@ class Part:
     def start(self) -> subprocess.Popen | None:
         """Start the server unless ours already runs. Returns the new process, or None when reused."""
         if self.running_pid():
+            running = (self.state() or {}).get("identity")
+            if running is not None and running != self.identity():
+                raise OperationalError(
+                    self.name,
+                    f"the running {self.name} was started with {running or 'other settings'}, "
+                    f"not {self.identity()}",
+                    "`ioc stack down` first, then `ioc stack up` with the settings you want",
+                )
             log.info("stack.part_already_running", part=self.name, pid=self.running_pid())
             return None
         self.stop()  # clear what a crashed run left behind
@@ -138,7 +159,7 @@ class Part:
                     self.name,
                     f"port {port} on 127.0.0.1 is taken by another process",
                     f"stop that process (`ss -ltnp 'sport = :{port}'` names it) or choose other ports "
-                    "with IOC_KAFKA_PORT / IOC_CLICKHOUSE_TCP_PORT / IOC_CLICKHOUSE_HTTP_PORT",
+                    "with IOC_KAFKA_PORT / IOC_OBJECTS_PORT / IOC_CLICKHOUSE_TCP_PORT / IOC_CLICKHOUSE_HTTP_PORT",
                 )
         self.prepare()
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -152,13 +173,15 @@ class Part:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: `down` stops it and anything it forked
                 cwd=self.dir,
+                env=self.env(),
             )
         self.state_file.write_text(
             json.dumps(
                 {
                     "pid": proc.pid,
                     "command": cmd,
-                    "marker": str(binary.name),
+                    "marker": self.marker(),
+                    "identity": self.identity(),
                     "endpoint": self.endpoint(),
                     "started_at": dt.datetime.now(dt.UTC).isoformat(),
                     "binary": str(binary),
@@ -257,6 +280,12 @@ class TansuPart(Part):
     def endpoint(self) -> str:
         return self.settings.local_kafka_bootstrap
 
+    def storage_url(self) -> str:
+        return storage_url(self.settings)
+
+    def identity(self) -> dict[str, Any]:
+        return {"storage": self.storage_url()}
+
     def command(self) -> list[str]:
         url = f"tcp://127.0.0.1:{self.settings.kafka_port}"
         return [
@@ -267,8 +296,20 @@ class TansuPart(Part):
             "--advertised-listener-url",
             url,
             "--storage-engine",
-            "memory://tansu/",
+            self.storage_url(),
         ]
+
+    def env(self) -> dict[str, str] | None:
+        if self.settings.kafka_storage != "durable":
+            return None
+        # Tansu's S3 client (object_store) reads its endpoint from AWS_*; the local store checks no signature.
+        return {
+            **os.environ,
+            "AWS_ENDPOINT": f"http://127.0.0.1:{self.settings.objects_port}",
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_SKIP_SIGNATURE": "true",
+            "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
+        }
 
     def prepare(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -283,6 +324,68 @@ class TansuPart(Part):
         except OperationalError as exc:
             return exc.problem
         return None
+
+
+def storage_url(settings: Settings) -> str:
+    """Tansu's --storage-engine for IOC_KAFKA_STORAGE (memory | durable | a storage URL)."""
+    storage = settings.kafka_storage.strip()
+    if storage == "memory":
+        return "memory://tansu/"
+    if storage == "durable":
+        return f"s3://{OBJECTS_BUCKET}/"
+    if "://" in storage:
+        return storage
+    raise OperationalError(
+        "kafka",
+        f"IOC_KAFKA_STORAGE={storage!r} is neither memory, durable nor a storage URL",
+        "use memory (fast, a broker restart loses everything) or durable (kept on disk under IOC_HOME)",
+    )
+
+
+OBJECTS_BUCKET = "tansu"
+
+
+class ObjectStorePart(Part):
+    """The local S3-compatible store (ioccore.objectstore) the broker keeps its data in when durable."""
+
+    def binary(self) -> Path:
+        return Path(sys.executable)
+
+    def marker(self) -> str:
+        return "ioccore.objectstore"
+
+    def ports(self) -> list[int]:
+        return [self.settings.objects_port]
+
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.settings.objects_port}"
+
+    def prepare(self) -> None:
+        (self.dir / "data").mkdir(parents=True, exist_ok=True)
+
+    def command(self) -> list[str]:
+        return [
+            str(self.binary()),
+            "-m",
+            "ioccore.objectstore",
+            "--root",
+            str(self.dir / "data"),
+            "--port",
+            str(self.settings.objects_port),
+        ]
+
+    def probe(self) -> str | None:
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.settings.objects_port, timeout=2)
+        try:
+            conn.request("GET", f"/{OBJECTS_BUCKET}?list-type=2&prefix=probe/")
+            status = conn.getresponse().status
+        except OSError as exc:
+            return str(exc) or type(exc).__name__
+        finally:
+            conn.close()
+        return None if status == 200 else f"HTTP {status}"
 
 
 CLICKHOUSE_CONFIG = """<?xml version="1.0"?>
@@ -403,6 +506,8 @@ def parts(settings: Settings | None = None) -> dict[str, Part]:
     settings = settings or get_settings()
     out: dict[str, Part] = {}
     if not settings.kafka_bootstrap:
+        if settings.kafka_storage == "durable":
+            out["objects"] = ObjectStorePart("objects", settings)  # before the broker: it reads it at start
         out["kafka"] = TansuPart("kafka", settings)
     if not settings.clickhouse_url:
         out["clickhouse"] = ClickHousePart("clickhouse", settings)
@@ -444,6 +549,8 @@ def up(settings: Settings | None = None, *, provision: bool = True) -> dict[str,
             proc = part.start()
             if proc is not None:
                 started[name] = proc
+            if name == "objects":  # the broker reads its storage as it starts
+                part.wait_ready(proc, settings.ready_timeout_s)
         for name, part in parts(settings).items():
             part.wait_ready(started.get(name), settings.ready_timeout_s)
         if provision:
@@ -471,6 +578,7 @@ def down(settings: Settings | None = None) -> list[str]:
     stopped = []
     for name, part in (
         ("kafka", TansuPart("kafka", settings)),
+        ("objects", ObjectStorePart("objects", settings)),  # after the broker that writes to it
         ("clickhouse", ClickHousePart("clickhouse", settings)),
     ):
         if part.stop():
@@ -489,6 +597,8 @@ def status(settings: Settings | None = None) -> dict[str, Any]:
         info["managed"] = "local" if name in local else "external"
         if name in local:
             info["pid"] = local[name].running_pid()
+    if "kafka" in local:
+        kafka["storage"] = settings.kafka_storage
     if "clickhouse" in local and clickhouse["ok"]:
         clickhouse["http"] = f"http://127.0.0.1:{settings.clickhouse_http_port}/"
     return {"kafka": kafka, "clickhouse": clickhouse}

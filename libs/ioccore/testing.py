@@ -26,6 +26,7 @@ def local_stack_env(home: Path) -> dict[str, str]:
     env = {"IOC_HOME": str(home)}
     if not os.environ.get("IOC_KAFKA_BOOTSTRAP"):
         env["IOC_KAFKA_PORT"] = str(free_port())
+        env["IOC_OBJECTS_PORT"] = str(free_port())
     if not os.environ.get("IOC_CLICKHOUSE_URL"):
         env["IOC_CLICKHOUSE_TCP_PORT"] = str(free_port())
         env["IOC_CLICKHOUSE_HTTP_PORT"] = str(free_port())
