@@ -6,7 +6,7 @@ from typing import Any
 
 
 def run_benchmarks(name: str, *, events: int) -> dict[str, Any]:
-    from bench import alerts, archive, faust_ready, gateway, hotline, indicators, stack_startup
+    from bench import alerts, archive, broker, faust_ready, gateway, hotline, indicators, stack_startup
 
     available = {
         "stack": lambda: stack_startup.run(),
@@ -17,6 +17,8 @@ def run_benchmarks(name: str, *, events: int) -> dict[str, Any]:
         "alerts": lambda: alerts.run(),
         # events: burst records at 10x the make-run rate (about 19,500 make the full 10 minutes)
         "hotline": lambda: hotline.run(events=events),
+        # produce throughput and latency of the local broker: durable storage against memory
+        "broker": lambda: broker.run(),
     }
     if name == "all":
         return {key: fn() for key, fn in available.items()}

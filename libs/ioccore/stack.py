@@ -354,6 +354,9 @@ class ObjectStorePart(Part):
     def marker(self) -> str:
         return "ioccore.objectstore"
 
+    def identity(self) -> dict[str, Any]:
+        return {"fsync": self.settings.objects_fsync}
+
     def ports(self) -> list[int]:
         return [self.settings.objects_port]
 
@@ -372,6 +375,7 @@ class ObjectStorePart(Part):
             str(self.dir / "data"),
             "--port",
             str(self.settings.objects_port),
+            *([] if self.settings.objects_fsync else ["--no-fsync"]),
         ]
 
     def probe(self) -> str | None:

@@ -173,7 +173,7 @@ def run_system(console: Console) -> int:
         asyncio.run(main())
     finally:
         local = stack.parts(settings)
-        for name in started:
+        for name in reversed(started):  # the broker before the object store it writes to
             local[name].stop()
         console.print(
             "Đã dừng / stopped"
