@@ -36,6 +36,7 @@ BASELINES = {  # benchmark -> path to its same-run baseline figure
     "alerts": ("baseline_one_hop_p50_ms",),
     "hotline": ("baseline_events_per_s",),
     "gateway": ("ingest_batched", "baseline_direct_kafka_events_per_s"),
+    "broker": ("baseline_memory", "batched_events_per_s"),
 }
 VERSIONED = (
     "faust-streaming",
