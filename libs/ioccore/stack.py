@@ -1,4 +1,5 @@
-"""The local stack: a Kafka-protocol broker (Tansu) and a ClickHouse server as child processes.
+"""The local stack: a Kafka-protocol broker (Tansu) and a ClickHouse server as child processes; with
+IOC_KAFKA_STORAGE=durable also the object store the broker keeps its data in (ioccore.objectstore).
 
 All state lives under IOC_HOME (default .ioc/): data, logs and one state file per running part
 (.ioc/run/<part>.json with its pid). `up` starts what is not running, waits until each part answers,
