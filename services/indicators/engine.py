@@ -29,7 +29,7 @@ from services.indicators.model import (
     parse_period,
     period_labels,
 )
-from services.indicators.state import State, new_state
+from services.indicators.state import KINDS, State, new_state
 
 SeriesKey = tuple[str, int, str, str]  # (indicator id, cadence index, unit, period label)
 _EPOCH = dt.date(1970, 1, 1)
@@ -123,6 +123,10 @@ _SUMMARISED = frozenset(
     {"sum", "avg", "min", "max", "on_time_rate"}
 )  # count: a constant 1, expanded by numpy
 _MEMO_MAX = 50_000
+_NUMBERS = (int, float)  # JSON numbers (bool is its own class)
+Feeds = tuple[
+    int, tuple[tuple[int, str], ...], tuple[tuple[int, "Spec"], ...], tuple[tuple[int, "Spec"], ...]
+]
 
 
 class TypePlan:
@@ -138,7 +142,7 @@ class TypePlan:
         raw = [] if is_figure else specs
         self.keys = tuple(sorted({k for s in raw for k, _ in s.filter}))
         self.always, self.buckets = _plan(raw)
-        self.memo: dict[Any, tuple[int, tuple[tuple[int, Spec], ...], tuple[tuple[int, Spec], ...]]] = {}
+        self.memo: dict[Any, Feeds] = {}
 
     def lookup(
         self, data: dict[str, Any]
@@ -156,9 +160,7 @@ class TypePlan:
             got = self.memo[sig] = self._compute(data)
         return got
 
-    def _compute(
-        self, data: dict[str, Any]
-    ) -> tuple[int, tuple[tuple[int, Spec], ...], tuple[tuple[int, Spec], ...]]:
+    def _compute(self, data: dict[str, Any]) -> Feeds:
         candidates = list(self.always)
         for key, bucket in self.buckets:
             got = data.get(key)
@@ -168,6 +170,7 @@ class TypePlan:
                     candidates.extend(hit)
         spec_pos = self.engine.spec_pos
         counts: list[int] = []
+        numeric: list[tuple[int, str]] = []
         valued: list[tuple[int, Spec]] = []
         listed: list[tuple[int, Spec]] = []
         for spec in candidates:
@@ -176,8 +179,10 @@ class TypePlan:
             pos = spec_pos[id(spec)]
             if spec.measure == "count":
                 counts.append(pos)
-            elif spec.measure in _SUMMARISED:
+            elif spec.measure == "on_time_rate":
                 valued.append((pos, spec))
+            elif spec.measure in _SUMMARISED:
+                numeric.append((pos, spec.value_field or ""))
             else:
                 listed.append((pos, spec))
         sig = -1
@@ -187,7 +192,7 @@ class TypePlan:
             if sig < 0:
                 sig = self.engine.sig_index[key] = len(self.engine.sig_specs)
                 self.engine.sig_specs.append(key)
-        return sig, tuple(valued), tuple(listed)
+        return sig, tuple(numeric), tuple(valued), tuple(listed)
 
 
 class Engine:
@@ -226,6 +231,8 @@ class Engine:
             for c in s.cadences:
                 self.spec_cadence[i, c] = True
         self.spec_extreme = np.array([s.measure in ("min", "max") for s in specs] or [False])
+        # new states of the summarised measures (no quantile level or figure measure to set)
+        self.factories = [KINDS[state_kind(s)] for s in specs]
         self.period_index: dict[str, int] = {}
         self.period_labels: list[str] = []
 
@@ -322,12 +329,18 @@ class Engine:
                 if is_figure:
                     self._figure(ev, self.bounds.rollup[ev.subject], plan.specs, figures)
                     continue
-                sig, valued, listed = plan.lookup(data)
-                if sig >= 0 or valued:
+                sig, numeric, valued, listed = plan.lookup(data)
+                if sig >= 0 or numeric or valued:
                     i = len(ev_sig)
                     ev_subject.append(si)
                     ev_day.append(day)
                     ev_sig.append(sig)
+                    for pos, name in numeric:
+                        v = data.get(name)
+                        if v.__class__ in _NUMBERS:  # as event_value: numbers only, not booleans
+                            val_spec.append(pos)
+                            val_event.append(i)
+                            val_value.append(v)
                     for pos, spec in valued:
                         v = event_value(spec, data)
                         if v is not None:
@@ -465,6 +478,7 @@ class Engine:
         units = self.units
         labels = self.period_labels
         series = part.series
+        factories = self.factories
         for si, u, c, p, n, total_, low, high in zip(
             s_spec.tolist(),
             s_unit.tolist(),
@@ -480,7 +494,7 @@ class Engine:
             key = (sp.id, c, units[u], labels[p])
             st = series.get(key)
             if st is None:
-                st = series[key] = make_state(sp)
+                st = series[key] = factories[si]()
             st.add_summary(n, total_, low, high)
             changed.add(key)
 
