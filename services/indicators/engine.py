@@ -144,12 +144,18 @@ class TypePlan:
         self.always, self.buckets = _plan(raw)
         self.memo: dict[Any, Feeds] = {}
 
-    def lookup(
-        self, data: dict[str, Any]
-    ) -> tuple[int, tuple[tuple[int, Spec], ...], tuple[tuple[int, Spec], ...]]:
-        """(count signature id or -1, (position, spec) of the summarised ones, those keeping their values)."""
-        vals = tuple(map(data.get, self.keys))
-        sig = (vals, tuple(map(type, vals)))
+    def lookup(self, data: dict[str, Any]) -> Feeds:
+        """(count signature id or -1, (position, value field) of sum/avg/min/max, (position, spec) of the
+        on-time rates and of the measures keeping their values)."""
+        keys = self.keys
+        if not keys:  # no filters: the same for every event
+            return self.memo.get(None) or self.memo.setdefault(None, self._compute(data))
+        if len(keys) == 1:
+            v = data.get(keys[0])
+            sig: Any = (v, v.__class__)
+        else:
+            vals = tuple(map(data.get, keys))
+            sig = (vals, tuple(map(type, vals)))
         try:
             got = self.memo.get(sig)
         except TypeError:  # a list or object value: not memoised

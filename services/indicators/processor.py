@@ -375,8 +375,10 @@ class Processor:
         fields = self.model.fields
         emitted = self.emitted
         version_set = self.version_set
+        spec_of = self.engine.spec_of_index
         for key in targets:
-            value, n, version = value_of(key)
+            spec = spec_of.get(key[0])
+            value, n, version = value_of(key) if spec is None else leaf(key, spec)
             if value is None:
                 continue
             prev = emitted.get(key)
