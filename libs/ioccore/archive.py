@@ -120,6 +120,28 @@ def add_archived(batch: Batch, rec: RecordRef, item: CloudEvent, now: dt.datetim
 _json = msgspec.json.Encoder().encode
 
 
+def add_archived_many(batch: Batch, items: Sequence[tuple[RecordRef, CloudEvent]], now: dt.datetime) -> None:
+    """add_archived for many events, column by column (the same rows, less Python per event)."""
+    if not items:
+        return
+    a = batch.archive
+    events = [ev for _, ev in items]
+    refs = [rec for rec, _ in items]
+    times = [ev.time for ev in events]
+    a["source"] += [ev.source for ev in events]
+    a["id"] += [ev.id for ev in events]
+    a["type"] += [ev.type for ev in events]
+    a["subject"] += [ev.subject for ev in events]
+    a["time"] += [int(t.timestamp()) for t in times]
+    a["time_ms"] += [t.microsecond // 1000 for t in times]
+    a["received_at"] += [int(now.timestamp())] * len(events)
+    a["topic"] += [rec.topic for rec in refs]
+    a["partition"] += [rec.partition for rec in refs]
+    a["offset"] += [rec.offset for rec in refs]
+    a["data"] += [_json(ev.data).decode() for ev in events]
+    batch.events += events
+
+
 def add_dead_letter(batch: Batch, rec: RecordRef, rej: Rejection, now: dt.datetime) -> None:
     event_id = _event_id(rej.raw)
     bind_event(event_id, rej.type or None)

@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from ioccore.contracts import CloudEvent
 from services.indicators.model import (
     CADENCE_RANK,
+    CADENCES,
+    TZ_OFFSET_S,
     Boundaries,
     Model,
     Ratio,
@@ -26,7 +29,7 @@ from services.indicators.model import (
     parse_period,
     period_labels,
 )
-from services.indicators.state import State, new_state
+from services.indicators.state import KINDS, State, new_state
 
 SeriesKey = tuple[str, int, str, str]  # (indicator id, cadence index, unit, period label)
 _EPOCH = dt.date(1970, 1, 1)
@@ -116,14 +119,128 @@ def event_value(spec: Spec, data: dict[str, Any]) -> Any:
     return _number(raw)
 
 
+_SUMMARISED = frozenset(
+    {"sum", "avg", "min", "max", "on_time_rate"}
+)  # count: a constant 1, expanded by numpy
+_MEMO_MAX = 50_000
+_NUMBERS = (int, float)  # JSON numbers (bool is its own class)
+Feeds = tuple[
+    int, tuple[tuple[int, str], ...], tuple[tuple[int, "Spec"], ...], tuple[tuple[int, "Spec"], ...]
+]
+
+
+class TypePlan:
+    """The indicators of one event type, and which of them an event feeds: memoised on the values (and their
+    types) of the fields the filters read, since the outcome depends on nothing else."""
+
+    __slots__ = ("engine", "is_figure", "specs", "keys", "always", "buckets", "memo")
+
+    def __init__(self, engine: Engine, is_figure: bool, specs: list[Spec]):
+        self.engine = engine
+        self.is_figure = is_figure
+        self.specs = specs
+        raw = [] if is_figure else specs
+        self.keys = tuple(sorted({k for s in raw for k, _ in s.filter}))
+        self.always, self.buckets = _plan(raw)
+        self.memo: dict[Any, Feeds] = {}
+
+    def lookup(self, data: dict[str, Any]) -> Feeds:
+        """(count signature id or -1, (position, value field) of sum/avg/min/max, (position, spec) of the
+        on-time rates and of the measures keeping their values)."""
+        keys = self.keys
+        if not keys:  # no filters: the same for every event
+            return self.memo.get(None) or self.memo.setdefault(None, self._compute(data))
+        if len(keys) == 1:
+            v = data.get(keys[0])
+            sig: Any = (v, v.__class__)
+        else:
+            vals = tuple(map(data.get, keys))
+            sig = (vals, tuple(map(type, vals)))
+        try:
+            got = self.memo.get(sig)
+        except TypeError:  # a list or object value: not memoised
+            return self._compute(data)
+        if got is None:
+            if len(self.memo) >= _MEMO_MAX:
+                self.memo.clear()
+            got = self.memo[sig] = self._compute(data)
+        return got
+
+    def _compute(self, data: dict[str, Any]) -> Feeds:
+        candidates = list(self.always)
+        for key, bucket in self.buckets:
+            got = data.get(key)
+            if got is not None and not isinstance(got, list | dict):
+                hit = bucket.get(got)
+                if hit:
+                    candidates.extend(hit)
+        spec_pos = self.engine.spec_pos
+        counts: list[int] = []
+        numeric: list[tuple[int, str]] = []
+        valued: list[tuple[int, Spec]] = []
+        listed: list[tuple[int, Spec]] = []
+        for spec in candidates:
+            if spec.filter and not spec.matches(data):
+                continue
+            pos = spec_pos[id(spec)]
+            if spec.measure == "count":
+                counts.append(pos)
+            elif spec.measure == "on_time_rate":
+                valued.append((pos, spec))
+            elif spec.measure in _SUMMARISED:
+                numeric.append((pos, spec.value_field or ""))
+            else:
+                listed.append((pos, spec))
+        sig = -1
+        if counts:
+            key = tuple(counts)
+            sig = self.engine.sig_index.get(key, -1)
+            if sig < 0:
+                sig = self.engine.sig_index[key] = len(self.engine.sig_specs)
+                self.engine.sig_specs.append(key)
+        return sig, tuple(numeric), tuple(valued), tuple(listed)
+
+
 class Engine:
     def __init__(self, model: Model, bounds: Boundaries, lateness: Lateness | None = None):
         self.model = model
         self.bounds = bounds
         self.lateness = lateness or Lateness()
         self.spec_of_index = {s.id: s for s in model.specs}
-        self.plans = {t: _plan(specs) for t, specs in model.by_type.items()}
         self.spec_pos = {id(s): i for i, s in enumerate(model.specs)}
+        self.type_plan: dict[str, TypePlan] = {}
+        # Count indicators an event feeds, per filter outcome: id -> spec positions (few distinct tuples).
+        self.sig_specs: list[tuple[int, ...]] = []
+        self.sig_index: dict[tuple[int, ...], int] = {}
+        # Tables for the columnar roll-up: subjects, units and levels as numbers.
+        self.subjects = list(bounds.rollup)
+        self.subject_index = {s: i for i, s in enumerate(self.subjects)}
+        self.units: list[str] = []
+        unit_index: dict[str, int] = {}
+        levels: dict[str, int] = {}
+        depth = max((len(r) for r in bounds.rollup.values()), default=1)
+        self.roll_unit = np.full((len(self.subjects), depth), -1, np.int64)
+        self.roll_level = np.zeros((len(self.subjects), depth), np.int64)
+        for i, subject in enumerate(self.subjects):
+            for d, (level, unit) in enumerate(bounds.rollup[subject]):
+                if unit not in unit_index:
+                    unit_index[unit] = len(self.units)
+                    self.units.append(unit)
+                self.roll_unit[i, d] = unit_index[unit]
+                self.roll_level[i, d] = levels.setdefault(level, len(levels))
+        specs = model.specs
+        self.spec_level = np.zeros((len(specs), max(len(levels), 1)), bool)
+        self.spec_cadence = np.zeros((len(specs), len(CADENCES)), bool)
+        for i, s in enumerate(specs):
+            for level, li in levels.items():
+                self.spec_level[i, li] = level in s.scopes
+            for c in s.cadences:
+                self.spec_cadence[i, c] = True
+        self.spec_extreme = np.array([s.measure in ("min", "max") for s in specs] or [False])
+        # new states of the summarised measures (no quantile level or figure measure to set)
+        self.factories = [KINDS[state_kind(s)] for s in specs]
+        self.period_index: dict[str, int] = {}
+        self.period_labels: list[str] = []
 
     def make_state(self, indicator_id: str) -> State:
         return make_state(self.spec_of_index[indicator_id])
@@ -140,23 +257,32 @@ class Engine:
         self, part: PartitionState, records: Iterable[tuple[int, list[tuple[int, CloudEvent]]]]
     ) -> Applied:
         """Apply records (offset, [(position, event), ...]) in offset order; records below the partition's
-        next_offset are already in the state and are skipped whole."""
+        next_offset are already in the state and are skipped whole.
+
+        Columnar: the per-event loop only checks each event (unit, lateness, re-sends) and notes which
+        indicators it feeds (memoised per event type on the values of the fields their filters read) and the
+        numbers it contributes; numpy then sums, counts and takes min/max per (indicator, unit, cadence,
+        period) for the whole batch, and each changed series' state is updated once."""
         out = Applied()
-        raw_groups: dict[tuple[int, str, int], list[Any]] = {}
+        list_groups: dict[tuple[int, int, int], list[Any]] = {}  # distinct_count, quantile: the values kept
         figures: dict[SeriesKey, list[tuple[str, int, str, float]]] = {}
-        by_type = self.model.by_type
-        units_of = self.bounds.rollup
         late_events, late_figures = self.lateness.events_s, self.lateness.figures_s
-        specs = self.model.specs
-        spec_pos = self.spec_pos
-        plans = self.plans
+        subject_index = self.subject_index
+        type_plan = self.type_plan
         seen = part.seen
+        ev_subject: list[int] = []
+        ev_day: list[int] = []
+        ev_sig: list[int] = []
+        val_spec: list[int] = []
+        val_event: list[int] = []
+        val_value: list[float] = []
+        accepted = out.accepted
         for offset, items in records:
             if offset < part.next_offset:
                 continue
             for position, ev in items:
-                units = units_of.get(ev.subject)
-                if units is None:
+                si = subject_index.get(ev.subject)
+                if si is None:
                     out.rejected.append(
                         Rejected(
                             offset,
@@ -169,8 +295,10 @@ class Engine:
                     out.dead_lettered[ev.source] += 1
                     continue
                 t = ev.time.timestamp()
-                type_specs = by_type.get(ev.type, ())
-                is_figure = ev.type.endswith(".figure.reported")
+                plan = type_plan.get(ev.type)
+                if plan is None:
+                    plan = self._type_plan(ev.type)
+                is_figure = plan.is_figure
                 limit = late_figures if is_figure else late_events
                 if t < part.watermark - limit:
                     out.rejected.append(
@@ -185,7 +313,7 @@ class Engine:
                     )
                     out.dead_lettered[ev.source] += 1
                     continue
-                day = local_day(t)
+                day = int((t + TZ_OFFSET_S) // 86400)
                 if not is_figure:  # figures are idempotent by (time, id) in their state already
                     bucket = seen.get(day)
                     if bucket is None:
@@ -200,43 +328,56 @@ class Engine:
                 elif day < local_day(part.watermark):
                     out.late[ev.source] += 1
                 out.processed[ev.source] += 1
-                out.accepted.append((offset, position, ev))
-                if not type_specs:
+                accepted.append((offset, position, ev))
+                if not plan.specs:
                     continue
                 data = ev.data
                 if is_figure:
-                    self._figure(ev, units, type_specs, figures)
+                    self._figure(ev, self.bounds.rollup[ev.subject], plan.specs, figures)
                     continue
-                always, buckets = plans[ev.type]
-                candidates = list(always)
-                for key, bucket in buckets:
-                    got = data.get(key)
-                    if got is not None and not isinstance(got, list | dict):
-                        hit = bucket.get(got)
-                        if hit:
-                            candidates.extend(hit)
-                for spec in candidates:
-                    if spec.filter and not spec.matches(data):
-                        continue
+                sig, numeric, valued, listed = plan.lookup(data)
+                if sig >= 0 or numeric or valued:
+                    i = len(ev_sig)
+                    ev_subject.append(si)
+                    ev_day.append(day)
+                    ev_sig.append(sig)
+                    for pos, name in numeric:
+                        v = data.get(name)
+                        if v.__class__ in _NUMBERS:  # as event_value: numbers only, not booleans
+                            val_spec.append(pos)
+                            val_event.append(i)
+                            val_value.append(v)
+                    for pos, spec in valued:
+                        v = event_value(spec, data)
+                        if v is not None:
+                            val_spec.append(pos)
+                            val_event.append(i)
+                            val_value.append(v)
+                for pos, spec in listed:
                     v = event_value(spec, data)
                     if v is None:
                         continue
-                    gk = (spec_pos[id(spec)], ev.subject, day)
-                    g = raw_groups.get(gk)
+                    gk = (pos, si, day)
+                    g = list_groups.get(gk)
                     if g is None:
-                        raw_groups[gk] = [v]
+                        list_groups[gk] = [v]
                     else:
                         g.append(v)
             part.next_offset = offset + 1
         horizon = local_day(part.watermark - late_events) - 1  # older events are too late anyway
         for d in [d for d in seen if d < horizon]:
             del seen[d]
+        if ev_sig:
+            self._aggregate(part, out.changed, ev_subject, ev_day, ev_sig, val_spec, val_event, val_value)
         series = part.series
         changed = out.changed
-        for (si, subject, day), values in raw_groups.items():
+        specs = self.model.specs
+        subjects = self.subjects
+        units_of = self.bounds.rollup
+        for (si, subj, day), values in list_groups.items():
             spec = specs[si]
             labels = period_labels(day)
-            for level, unit in units_of[subject]:
+            for level, unit in units_of[subjects[subj]]:
                 if level not in spec.scopes:
                     continue
                 for c in spec.cadences:
@@ -253,6 +394,134 @@ class Engine:
             st.add(values)
             changed.add(key)
         return out
+
+    def _aggregate(
+        self,
+        part: PartitionState,
+        changed: set[SeriesKey],
+        ev_subject: list[int],
+        ev_day: list[int],
+        ev_sig: list[int],
+        val_spec: list[int],
+        val_event: list[int],
+        val_value: list[float],
+    ) -> None:
+        """The batch's numbers -> (count, sum, min, max) per changed series, added to their states."""
+        n_events = len(ev_sig)
+        subj = np.fromiter(ev_subject, np.int64, n_events)
+        days, day_of = np.unique(np.fromiter(ev_day, np.int64, n_events), return_inverse=True)
+        sig = np.fromiter(ev_sig, np.int64, n_events)
+        # Count indicators: each event feeds those of its signature (expanded with numpy).
+        sigs, sig_of = np.unique(sig, return_inverse=True)
+        sig_specs = self.sig_specs
+        lists = [sig_specs[s] if s >= 0 else () for s in sigs.tolist()]
+        lens = np.fromiter((len(x) for x in lists), np.int64, len(lists))
+        flat = np.fromiter((p for x in lists for p in x), np.int64, int(lens.sum()))
+        per_event = lens[sig_of]
+        total = int(per_event.sum())
+        first = np.cumsum(per_event) - per_event
+        within = np.arange(total, dtype=np.int64) - np.repeat(first, per_event)
+        c_spec = flat[np.repeat((np.cumsum(lens) - lens)[sig_of], per_event) + within]
+        c_event = np.repeat(np.arange(n_events, dtype=np.int64), per_event)
+        n_vals = len(val_spec)
+        spec = np.concatenate([c_spec, np.fromiter(val_spec, np.int64, n_vals)])
+        event = np.concatenate([c_event, np.fromiter(val_event, np.int64, n_vals)])
+        value = np.concatenate([np.ones(total), np.fromiter(val_value, np.float64, n_vals)])
+        if not len(spec):
+            return
+        # Stage 1: per (indicator, subject, day).
+        n_subj, n_days = len(self.subjects), len(days)
+        k1 = (spec * n_subj + subj[event]) * n_days + day_of[event]
+        groups, inv = np.unique(k1, return_inverse=True)
+        n_groups = len(groups)
+        g_n = np.bincount(inv, minlength=n_groups).astype(np.float64)
+        g_sum = np.bincount(inv, weights=value, minlength=n_groups)
+        g_spec = groups // (n_subj * n_days)
+        g_subj = (groups // n_days) % n_subj
+        g_day = groups % n_days
+        extreme = self.spec_extreme[spec]
+        has_extreme = bool(extreme.any())
+        if has_extreme:
+            g_low = np.full(n_groups, np.inf)
+            g_high = np.full(n_groups, -np.inf)
+            np.minimum.at(g_low, inv[extreme], value[extreme])
+            np.maximum.at(g_high, inv[extreme], value[extreme])
+        # Stage 2: fan out to every unit the subject rolls up to and every cadence, per period.
+        period_of = self._period_ids(days.tolist())[g_day]  # (groups, cadences)
+        n_units, n_periods = len(self.units), len(self.period_labels)
+        keys: list[Any] = []
+        picks: list[Any] = []
+        for depth in range(self.roll_unit.shape[1]):
+            unit = self.roll_unit[g_subj, depth]
+            ok_level = (unit >= 0) & self.spec_level[g_spec, self.roll_level[g_subj, depth]]
+            for c in range(len(CADENCES)):
+                idx = np.nonzero(ok_level & self.spec_cadence[g_spec, c])[0]
+                if len(idx):
+                    keys.append(((g_spec[idx] * n_units + unit[idx]) * 5 + c) * n_periods + period_of[idx, c])
+                    picks.append(idx)
+        if not keys:
+            return
+        pick = np.concatenate(picks)
+        series_keys, inv2 = np.unique(np.concatenate(keys), return_inverse=True)
+        n_series = len(series_keys)
+        s_n = np.bincount(inv2, weights=g_n[pick], minlength=n_series).astype(np.int64)
+        s_sum = np.bincount(inv2, weights=g_sum[pick], minlength=n_series)
+        if has_extreme:
+            s_low = np.full(n_series, np.inf)
+            s_high = np.full(n_series, -np.inf)
+            np.minimum.at(s_low, inv2, g_low[pick])
+            np.maximum.at(s_high, inv2, g_high[pick])
+            lows, highs = s_low.tolist(), s_high.tolist()
+        else:
+            lows = highs = [0.0] * n_series
+        s_period = series_keys % n_periods
+        rest = series_keys // n_periods
+        s_cadence = rest % 5
+        rest //= 5
+        s_unit = rest % n_units
+        s_spec = rest // n_units
+        specs = self.model.specs
+        units = self.units
+        labels = self.period_labels
+        series = part.series
+        factories = self.factories
+        for si, u, c, p, n, total_, low, high in zip(
+            s_spec.tolist(),
+            s_unit.tolist(),
+            s_cadence.tolist(),
+            s_period.tolist(),
+            s_n.tolist(),
+            s_sum.tolist(),
+            lows,
+            highs,
+            strict=True,
+        ):
+            sp = specs[si]
+            key = (sp.id, c, units[u], labels[p])
+            st = series.get(key)
+            if st is None:
+                st = series[key] = factories[si]()
+            st.add_summary(n, total_, low, high)
+            changed.add(key)
+
+    def _period_ids(self, days: list[int]) -> Any:
+        """(len(days), cadences) ids of the periods containing each local day (ids index period_labels)."""
+        out = np.empty((len(days), len(CADENCES)), np.int64)
+        ids = self.period_index
+        for i, day in enumerate(days):
+            for c, label in enumerate(period_labels(day)):
+                got = ids.get(label)
+                if got is None:
+                    got = ids[label] = len(self.period_labels)
+                    self.period_labels.append(label)
+                out[i, c] = got
+        return out
+
+    def _type_plan(self, event_type: str) -> TypePlan:
+        specs = self.model.by_type.get(event_type, [])
+        plan = TypePlan(self, event_type.endswith(".figure.reported"), specs)
+        self.type_plan[event_type] = plan
+        return plan
 
     def _figure(
         self,

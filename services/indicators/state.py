@@ -27,6 +27,10 @@ class State:
     def merge(self, other: State) -> None:
         raise NotImplementedError
 
+    def add_summary(self, n: int, total: float, low: float, high: float) -> None:
+        """Add n values given by their sum, minimum and maximum (the engine's columnar path; n > 0)."""
+        raise NotImplementedError
+
     def value(self) -> float | None:
         raise NotImplementedError
 
@@ -76,6 +80,9 @@ class Count(State):
     def add(self, values: list[Any]) -> None:
         self.n += len(values)
 
+    def add_summary(self, n: int, total: float, low: float, high: float) -> None:
+        self.n += n
+
     def merge(self, other: State) -> None:
         assert isinstance(other, Count)
         self.n += other.n
@@ -104,6 +111,10 @@ class Sum(State):
     def add(self, values: list[Any]) -> None:
         self.n += len(values)
         self.total += sum(values)
+
+    def add_summary(self, n: int, total: float, low: float, high: float) -> None:
+        self.n += n
+        self.total += total
 
     def merge(self, other: State) -> None:
         assert isinstance(other, Sum)
@@ -154,6 +165,10 @@ class Min(State):
         self.low = m if self.low is None or m < self.low else self.low
         self.n += len(values)
 
+    def add_summary(self, n: int, total: float, low: float, high: float) -> None:
+        self.low = low if self.low is None or low < self.low else self.low
+        self.n += n
+
     def merge(self, other: State) -> None:
         assert isinstance(other, Min)
         if other.n:
@@ -181,6 +196,10 @@ class Max(Min):
         m = max(values)
         self.low = m if self.low is None or m > self.low else self.low
         self.n += len(values)
+
+    def add_summary(self, n: int, total: float, low: float, high: float) -> None:
+        self.low = high if self.low is None or high > self.low else self.low
+        self.n += n
 
 
 class DistinctCount(State):

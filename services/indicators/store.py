@@ -232,8 +232,7 @@ VALUE_COLUMNS = (
 def write_values(ch: ClickHouse, rows: list[tuple[Any, ...]]) -> int:
     if not rows:
         return 0
-    cols = {name: [r[i] for r in rows] for i, name in enumerate(VALUE_COLUMNS)}
-    return ch.insert(VALUES, cols)
+    return ch.insert(VALUES, dict(zip(VALUE_COLUMNS, zip(*rows, strict=True), strict=True)))
 
 
 def read_values(ch: ClickHouse, version_set: str) -> dict[tuple[str, str, str, str], float]:

@@ -10,6 +10,7 @@ the flush wrote everything; Faust then commits their offsets. Agent concurrency 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import time
@@ -28,6 +29,7 @@ from services.indicators.processor import Processor, encode_updates
 from services.indicators.settings import IndicatorSettings
 
 log = get_logger("services.indicators")
+FULL_GC_S = 600.0  # how often the cycle collector walks everything, frozen states included
 
 
 def build_processor(settings: IndicatorSettings, ch: Any | None = None) -> Processor:
@@ -104,6 +106,7 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
         totals = {"records": 0, "events": 0, "dead_lettered": 0, "late": 0, "duplicates": 0, "values": 0}
         last_log = time.monotonic()
         last_version_check = time.monotonic()
+        last_full_gc = time.monotonic()
         async for batch in stream.take_events(settings.max_records, within=settings.flush_s):
             if time.monotonic() - last_version_check >= settings.version_check_s:
                 last_version_check = time.monotonic()
@@ -134,6 +137,14 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
                 # State in memory may be ahead of ClickHouse: stop, restart from the checkpoints.
                 log.exception("indicators.flush_failed")
                 os._exit(3)
+            # What the flush kept (series states, mostly) leaves the collector's generations: collections
+            # between flushes walk only new objects. States are freed by reference counting when evicted; a
+            # full collection now and then catches any cyclic garbage among the frozen ones.
+            if time.monotonic() - last_full_gc >= FULL_GC_S:
+                last_full_gc = time.monotonic()
+                gc.unfreeze()
+                gc.collect()
+            gc.freeze()
             if settings.log_flushes:
                 log.info(
                     "indicators.flushed",
