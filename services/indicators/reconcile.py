@@ -179,7 +179,14 @@ def recompute(
     units = unit_params(bounds)
     out: dict[Key, float] = {}
     specs = model.specs
+    # Every spec's query reads one event type; one without archived events yields no row, so it is not run
+    # (most of the cost is per query: ~1,400 specs, ~25 ms each on 18.16 even over an empty archive).
+    archived = {t for (t,) in ch.execute("SELECT DISTINCT type FROM events_archive")}
     for i, spec in enumerate(specs):
+        if spec.event_type not in archived:
+            if progress:
+                progress(i + 1, len(specs) + 1)
+            continue
         sql, params = spec_query(spec)
         for cadence, period, unit, value, _n in ch.execute(sql, {**params, **units}):
             if value is None or (isinstance(value, float) and math.isnan(value)):
