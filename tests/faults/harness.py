@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -38,6 +39,7 @@ from ioccore.testing import spawn_ioc
 from ioccore.topics import ALERT_COMMANDS, EVENTS, HOTLINE_CALLS, INDICATORS
 
 LONG = os.environ.get("IOC_FAULTS_LONG") == "1"
+logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per post
 # `make run`'s simulated traffic: one simulated day (~40,000 department and hotline events) every 600 s.
 BASE_RATE = 66.0  # events/s
 DRAIN_TIMEOUT_S = 420.0
@@ -138,6 +140,10 @@ class System:
 
     def signal(self, name: str, sig: int) -> None:
         os.kill(self.procs[name].pid, sig)
+
+    def log_count(self, name: str, needle: str) -> int:
+        log = self.procs[name].log
+        return log.read_text(errors="replace").count(needle) if log.exists() else 0
 
     def tail(self, name: str, chars: int = 3000) -> str:
         log = self.procs[name].log
