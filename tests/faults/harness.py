@@ -173,7 +173,7 @@ class System:
             for name in self.procs:
                 if self.procs[name].alive():
                     self.signal(name, signal.SIGCONT)
-        stop_processes([p.popen for p in self.procs.values() if p.popen is not None], timeout_s=30)
+        stop_processes([p.popen for p in self.procs.values() if p.popen is not None], timeout_s=10)
 
     # -- observation ---------------------------------------------------------------------------------------
     def lag(self) -> dict[str, int]:

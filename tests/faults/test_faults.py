@@ -186,5 +186,6 @@ def test_slow_consumer_under_a_10x_burst_lag_drains_and_memory_stays_bounded(
 # partition; the backlog stays in the broker. Buffered: at most 4,096 records of a few KB (the gateway puts a post's
 # events of one subject into one record), tens of MB as Python objects. The worker's state is one entry per
 # indicator series (catalog x units x open periods): it grows with the simulated hours the burst covers, not with
-# the lag (short form measured here: 181 -> 267 MB over 20,000 events). 400 MB covers both with room for the GC.
+# the lag (measured here: short form 176 -> 248 MB over 19,000 burst events, long form 240 -> 394 MB over 79,000).
+# 400 MB covers both with room for the GC.
 RSS_HEADROOM_MB = 400
