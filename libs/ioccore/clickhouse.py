@@ -53,26 +53,42 @@ def with_retries(
     attempts: int = 5,
     base_delay_s: float = 0.2,
     max_delay_s: float = 5.0,
+    ride_out_s: float = 0.0,
 ) -> T:
-    """Call fn, retrying transient failures with exponential backoff and jitter."""
-    for attempt in range(1, attempts + 1):
+    """Call fn, retrying transient failures with exponential backoff and jitter: `attempts` times, or, when
+    `ride_out_s` > 0, for as long as that many seconds have not passed since the first failure (an outage
+    of the server is waited out instead of failing the caller)."""
+    first_failure: float | None = None
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             return fn()
         except retryable as exc:
-            if attempt == attempts:
+            now = time.monotonic()
+            first_failure = first_failure if first_failure is not None else now
+            if (ride_out_s <= 0 and attempt >= attempts) or (
+                ride_out_s > 0 and now - first_failure >= ride_out_s
+            ):
                 raise
-            delay = min(max_delay_s, base_delay_s * 2 ** (attempt - 1)) * (0.5 + random.random())
+            delay = min(max_delay_s, base_delay_s * 2 ** min(attempt - 1, 16)) * (0.5 + random.random())
             log.warning(
                 "clickhouse.retry", what=what, attempt=attempt, delay_s=round(delay, 2), error=str(exc)
             )
             time.sleep(delay)
-    raise AssertionError("unreachable")
 
 
 class NativeClickHouse:
     """ClickHouse server over the native protocol."""
 
-    def __init__(self, url: str, *, connect_timeout_s: float = 5.0, send_receive_timeout_s: float = 300.0):
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout_s: float = 5.0,
+        send_receive_timeout_s: float = 300.0,
+        ride_out_s: float = 0.0,
+    ):
         from clickhouse_driver import Client, errors
 
         parsed = urlparse(url)
@@ -91,6 +107,7 @@ class NativeClickHouse:
         )
         self._client = Client(database=self.database, **self._client_kwargs)
         self._lock = threading.Lock()
+        self.ride_out_s = ride_out_s
         self._retryable = (errors.NetworkError, errors.SocketTimeoutError, EOFError, ConnectionError, OSError)
 
     def _run(self, what: str, fn: Callable[[], T]) -> T:
@@ -99,7 +116,7 @@ class NativeClickHouse:
                 return fn()
 
         try:
-            return with_retries(attempt, what=what, retryable=self._retryable)
+            return with_retries(attempt, what=what, retryable=self._retryable, ride_out_s=self.ride_out_s)
         except self._retryable as exc:
             raise OperationalError(
                 "clickhouse",
@@ -238,15 +255,20 @@ class ChdbClickHouse:
         self._session.close()
 
 
-def connect(url: str | None = None) -> ClickHouse:
-    """A ClickHouse client for the configured (or given) URL."""
+def connect(url: str | None = None, *, ride_out_s: float = 0.0) -> ClickHouse:
+    """A ClickHouse client for the configured (or given) URL.
+
+    ride_out_s > 0 (stream workers: `Settings.worker_clickhouse_ride_out_s`): each statement is retried through a
+    server outage of up to that long, so a worker waits for ClickHouse instead of stopping. Safe because every
+    table that receives stream output is keyed so that writing a row twice changes nothing (DESIGN.md).
+    Commands and the gateway keep the default: a few quick retries, then a clear error."""
     if url is None:
         from ioccore.settings import get_settings
 
         url = get_settings().effective_clickhouse_url
     scheme = urlparse(url).scheme
     if scheme == "clickhouse":
-        return NativeClickHouse(url)
+        return NativeClickHouse(url, ride_out_s=ride_out_s)
     if scheme == "chdb":
         return ChdbClickHouse(url)
     raise OperationalError(

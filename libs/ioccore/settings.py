@@ -52,6 +52,9 @@ class Settings(BaseSettings):
 
     # How long `ioc` waits for a part before it gives up (seconds).
     ready_timeout_s: float = 20.0
+    # How long a stream worker (indicators, alerts, hotline) waits out a ClickHouse outage, retrying the
+    # statement at hand with backoff, before it stops (and its supervisor restarts it from its checkpoints).
+    worker_clickhouse_ride_out_s: float = 600.0
 
     @property
     def local_kafka_bootstrap(self) -> str:

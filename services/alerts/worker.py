@@ -21,6 +21,7 @@ from typing import Any
 from ioccore.clickhouse import connect
 from ioccore.contracts import load_contracts
 from ioccore.logging import get_logger
+from ioccore.settings import get_settings
 from ioccore.streams import make_app
 from ioccore.topics import ALERT_COMMANDS, DEADLETTER, INDICATORS
 from services.alerts.service import AlertsService, Step, build_core
@@ -43,7 +44,7 @@ def create_app(settings: AlertSettings | None = None) -> Any:
             if "s" not in state:
 
                 def build() -> AlertsService:
-                    ch = connect()
+                    ch = connect(ride_out_s=get_settings().worker_clickhouse_ride_out_s)
                     return AlertsService(ch, load_contracts(), build_core(ch))
 
                 state["s"] = await asyncio.to_thread(build)

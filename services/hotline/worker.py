@@ -50,7 +50,7 @@ def caller_privacy(settings: HotlineSettings) -> CallerPrivacy:
 def build_processor(settings: HotlineSettings, ch: Any | None = None) -> Processor:
     catalog = load_catalog()
     proc = Processor(
-        ch or connect(),
+        ch or connect(ride_out_s=get_settings().worker_clickhouse_ride_out_s),
         catalog.contracts,
         catalog,
         Router(catalog, settings.boundary_set),

@@ -10,13 +10,16 @@ divided from the recomputed parts. Runs on ClickHouse 18.16 and on current Click
 from __future__ import annotations
 
 import math
+import queue
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
 import msgspec
 
-from ioccore.clickhouse import ClickHouse
+from ioccore.clickhouse import ClickHouse, connect
 from services.indicators import store
 from services.indicators.engine import ratio_value
 from services.indicators.model import CADENCES, PROVINCE_TZ, Boundaries, Model, Ratio, Spec
@@ -174,19 +177,50 @@ def unit_params(bounds: Boundaries) -> dict[str, Any]:
 
 
 def recompute(
-    ch: ClickHouse, model: Model, bounds: Boundaries, progress: Callable[[int, int], None] | None = None
+    ch: ClickHouse,
+    model: Model,
+    bounds: Boundaries,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    parallel: int = 4,
 ) -> dict[Key, float]:
     units = unit_params(bounds)
     out: dict[Key, float] = {}
     specs = model.specs
-    for i, spec in enumerate(specs):
+    # Every spec's query reads one event type; one without archived events yields no row, so it is not run.
+    # Most of the cost is per query (~25 ms each on 18.16 even over a small archive, ~1,400 specs): on a server
+    # the queries run on `parallel` connections.
+    archived = {t for (t,) in ch.execute("SELECT DISTINCT type FROM events_archive")}
+    todo = [spec for spec in specs if spec.event_type in archived]
+    skipped = len(specs) - len(todo)
+    conns = [ch]
+    if parallel > 1 and urlparse(ch.url).scheme == "clickhouse":
+        conns += [connect(ch.url) for _ in range(min(parallel, len(todo)) - 1)]
+    free: queue.SimpleQueue[ClickHouse] = queue.SimpleQueue()
+    for c in conns:
+        free.put(c)
+
+    def rows(spec: Spec) -> tuple[Spec, list[tuple]]:
         sql, params = spec_query(spec)
-        for cadence, period, unit, value, _n in ch.execute(sql, {**params, **units}):
-            if value is None or (isinstance(value, float) and math.isnan(value)):
-                continue
-            out[(spec.id, cadence, unit, period)] = float(value)
-        if progress:
-            progress(i + 1, len(specs) + 1)
+        conn = free.get()
+        try:
+            return spec, conn.execute(sql, {**params, **units})
+        finally:
+            free.put(conn)
+
+    try:
+        with ThreadPoolExecutor(len(conns)) as pool:
+            for i, done_query in enumerate(as_completed([pool.submit(rows, spec) for spec in todo])):
+                spec, result = done_query.result()
+                for cadence, period, unit, value, _n in result:
+                    if value is None or (isinstance(value, float) and math.isnan(value)):
+                        continue
+                    out[(spec.id, cadence, unit, period)] = float(value)
+                if progress:
+                    progress(skipped + i + 1, len(specs) + 1)
+    finally:
+        for c in conns[1:]:
+            c.close()
     # ratios, parts first (a ratio may use another ratio)
     pending: list[Ratio] = list(model.ratios)
     done = {s.id for s in specs}

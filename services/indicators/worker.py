@@ -20,6 +20,7 @@ from ioccore.archive import RecordRef
 from ioccore.catalog import load_catalog
 from ioccore.clickhouse import connect
 from ioccore.logging import get_logger
+from ioccore.settings import get_settings
 from ioccore.streams import make_app
 from ioccore.topics import DEADLETTER, EVENTS, INDICATORS, load_topics
 from services.indicators import store
@@ -35,7 +36,7 @@ FULL_GC_S = 600.0  # how often the cycle collector walks everything, frozen stat
 def build_processor(settings: IndicatorSettings, ch: Any | None = None) -> Processor:
     catalog = load_catalog()
     model = compile_model(catalog)
-    ch = ch or connect()
+    ch = ch or connect(ride_out_s=get_settings().worker_clickhouse_ride_out_s)
     version = store.ensure_active_version(ch, settings.boundary_set, model.catalog_hash)
     if version["catalog_hash"] != model.catalog_hash:
         log.warning(
@@ -134,7 +135,8 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
                     await asyncio.gather(*futures)
                 await producer.flush()
             except Exception:
-                # State in memory may be ahead of ClickHouse: stop, restart from the checkpoints.
+                # ClickHouse statements wait out an outage (worker_clickhouse_ride_out_s); past that, or on any
+                # other failure, state in memory may be ahead of ClickHouse: stop, restart from the checkpoints.
                 log.exception("indicators.flush_failed")
                 os._exit(3)
             # What the flush kept (series states, mostly) leaves the collector's generations: collections
