@@ -24,6 +24,20 @@ from ioccore.errors import ContractError
 
 TYPE_PREFIX = "vn.binhduong."
 MAX_RECORD_BYTES = 4 * 1024 * 1024
+_json = msgspec.json.Decoder()
+
+
+def parse_json(raw: bytes, decoder: Any = None) -> Any:
+    """msgspec's JSON decoding (`decoder`, or untyped), with every way hostile bytes fail raised as
+    msgspec.DecodeError with the reason. msgspec itself raises UnicodeDecodeError for UTF-8-encoded surrogates
+    (bytes ED A0 80..ED BF BF) and RecursionError for nesting deeper than the interpreter's limit; a consumer
+    catching only DecodeError would crash on either."""
+    try:
+        return (decoder or _json).decode(raw)
+    except UnicodeDecodeError as exc:
+        raise msgspec.DecodeError(f"not valid UTF-8: {exc}") from None
+    except RecursionError:
+        raise msgspec.DecodeError("JSON nested too deeply (over the recursion limit)") from None
 
 
 class CloudEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -198,7 +212,7 @@ class Contracts:
     def _checked(self, raw: bytes) -> Iterator[CloudEvent | Rejection]:
         """The schema path: every event checked against the JSON Schemas, each failure with its reason."""
         try:
-            obj = msgspec.json.decode(raw)
+            obj = parse_json(raw)
         except msgspec.DecodeError as exc:
             yield Rejection(0, f"not valid UTF-8 JSON: {exc}", raw)
             return
@@ -214,7 +228,7 @@ class Contracts:
         if self._typed is None:
             return None
         try:
-            got = self._typed.decode(raw)
+            got = parse_json(raw, self._typed)
         except msgspec.DecodeError:  # ValidationError included
             return None
         out: list[CloudEvent] = []

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from ioccore.contracts import parse_json
 from services.gateway import metrics
 from services.gateway.auth.models import Role
 from services.gateway.auth.permissions import Caller, require
@@ -78,7 +79,7 @@ async def ingest(
         raise HTTPException(415, f"Dùng {SINGLE[0]} hoặc {BATCH} / use {SINGLE[0]} or {BATCH}")
     body = await _body(request, s.max_request_bytes)
     try:
-        doc = msgspec.json.decode(body)
+        doc = parse_json(body)
     except msgspec.DecodeError as exc:
         raise HTTPException(400, f"Không phải JSON / not valid JSON: {exc}") from exc
     if ctype == BATCH:

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from ioccore.contracts import parse_json
 from ioccore.logging import get_logger
 from ioccore.topics import ALERTS, HOTLINE_LIVE, INDICATORS
 from services.gateway import metrics
@@ -26,7 +27,6 @@ from services.gateway.kafka_io import tail
 log = get_logger("gateway.stream")
 KIND_OF_TOPIC = {INDICATORS: "indicators", ALERTS: "alerts", HOTLINE_LIVE: "calls"}
 KINDS = frozenset(KIND_OF_TOPIC.values())
-_dec = msgspec.json.Decoder()
 _enc = msgspec.json.Encoder()
 
 
@@ -98,7 +98,7 @@ class Hub:
         if kind is None:
             return
         try:
-            doc = _dec.decode(raw)
+            doc = parse_json(raw)
         except msgspec.DecodeError:
             log.warning("stream.bad_record", topic=topic)
             return
