@@ -52,7 +52,7 @@ async def _body(request: Request, limit: int) -> bytes:
         400: {"description": "Not JSON"},
         403: {"model": IngestRejected},
         413: {"description": "Request too large"},
-        415: {"description": "Unsupported content type"},
+        415: {"description": "Unsupported content type or content encoding"},
         422: {"model": IngestRejected},
         429: {"description": "Rate limit; see Retry-After"},
         503: {"description": "Broker unavailable"},
@@ -77,6 +77,11 @@ async def ingest(
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in (*SINGLE, BATCH):
         raise HTTPException(415, f"Dùng {SINGLE[0]} hoặc {BATCH} / use {SINGLE[0]} or {BATCH}")
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":  # none is supported: a compressed body would be read as garbage
+        raise HTTPException(
+            415, f"Không hỗ trợ Content-Encoding {encoding!r} / send the body uncompressed (identity)"
+        )
     body = await _body(request, s.max_request_bytes)
     try:
         doc = parse_json(body)
