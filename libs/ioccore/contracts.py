@@ -198,8 +198,12 @@ class Contracts:
             return "envelope: time must carry a UTC offset (RFC 3339), e.g. 2026-01-05T08:15:00+07:00"
         return event
 
-    def decode(self, raw: bytes) -> Iterator[CloudEvent | Rejection]:
-        """Decode one Kafka record value: one event or a JSON array of events."""
+    def decode(self, raw: bytes | None) -> Iterator[CloudEvent | Rejection]:
+        """Decode one Kafka record value: one event or a JSON array of events. A record without a value (a
+        tombstone, which anyone may write to a compacted topic) is rejected like any other non-event."""
+        if raw is None:
+            yield Rejection(0, "record without a value (a tombstone): no event", b"")
+            return
         if len(raw) > MAX_RECORD_BYTES:
             yield Rejection(0, f"record of {len(raw)} bytes is over the {MAX_RECORD_BYTES}-byte limit", raw)
             return

@@ -168,6 +168,8 @@ def test_bytes_msgspec_does_not_call_a_decode_error_are_rejections():
         [item] = CONTRACTS.decode(raw)
         assert isinstance(item, Rejection) and item.raw == raw
         assert "UTF-8" in item.reason or "nested too deeply" in item.reason, item.reason
+    [item] = CONTRACTS.decode(None)  # a tombstone
+    assert isinstance(item, Rejection) and "tombstone" in item.reason and item.raw == b""
 
 
 DELETE = object()
