@@ -27,11 +27,13 @@ MAX_RECORD_BYTES = 4 * 1024 * 1024
 _json = msgspec.json.Decoder()
 
 
-def parse_json(raw: bytes, decoder: Any = None) -> Any:
+def parse_json(raw: bytes | None, decoder: Any = None) -> Any:
     """msgspec's JSON decoding (`decoder`, or untyped), with every way hostile bytes fail raised as
     msgspec.DecodeError with the reason. msgspec itself raises UnicodeDecodeError for UTF-8-encoded surrogates
-    (bytes ED A0 80..ED BF BF) and RecursionError for nesting deeper than the interpreter's limit; a consumer
-    catching only DecodeError would crash on either."""
+    (bytes ED A0 80..ED BF BF), RecursionError for nesting deeper than the interpreter's limit and TypeError
+    for a record without a value (a tombstone); a consumer catching only DecodeError would crash on each."""
+    if raw is None:
+        raise msgspec.DecodeError("record without a value (a tombstone)")
     try:
         return (decoder or _json).decode(raw)
     except UnicodeDecodeError as exc:

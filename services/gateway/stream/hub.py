@@ -93,7 +93,7 @@ class Hub:
                         metrics.STREAM_DROPPED.inc()
         return out
 
-    def publish_raw(self, topic: str, raw: bytes) -> None:
+    def publish_raw(self, topic: str, raw: bytes | None) -> None:
         kind = KIND_OF_TOPIC.get(topic)
         if kind is None:
             return
@@ -115,7 +115,14 @@ class Hub:
         if last_event_id:
             epoch, _, seq = last_event_id.partition("-")
             oldest = self.buffer[0].seq if self.buffer else self.seq + 1
-            if epoch == self.epoch and seq.isdigit() and int(seq) >= oldest - 1:
+            # ASCII digits only, and few: int() refuses "²" (which isdigit() admits) and over 4300 digits
+            if (
+                epoch == self.epoch
+                and seq.isascii()
+                and seq.isdigit()
+                and len(seq) < 19
+                and int(seq) >= oldest - 1
+            ):
                 missed = [m for m in self.buffer if m.seq > int(seq) and c.wants(m)]
                 if len(missed) > self.client_queue:
                     reset = True  # too much to replay: reload through REST instead
