@@ -256,3 +256,30 @@ def test_a_replayed_batch_is_published_once_and_the_answer_says_so(gateway):
     assert next(e for e in published if e["id"] == events[0]["id"])["data"] == events[0]["data"]
     assert [v["id"] for _k, v in _records(HOTLINE_CALLS, 1)] == [call["id"]]
     assert sum(asyncio.run(end_offsets(HOTLINE_CALLS)).values()) == 1
+
+    # and archived once each: the archiver over ioc.events (what the indicators worker also does)
+    ch = _app.state.gw.ch
+    asyncio.run(_archive_until(ch, len(events) + 1))
+    rows = ch.execute("SELECT id, count() FROM events_archive WHERE source = %(s)s GROUP BY id", {"s": LAND})
+    assert dict(rows) == {e["id"]: 1 for e in [*events, fresh]}
+
+
+async def _archive_until(ch, n: int) -> None:
+    from ioccore.archive import run_archiver
+    from ioccore.contracts import load_contracts
+
+    stop = asyncio.Event()
+    counters: dict[str, int] = {}
+    task = asyncio.create_task(
+        run_archiver(
+            ch, load_contracts(), group_id=f"archiver-{uuid.uuid4().hex[:6]}", stop=stop, counters=counters
+        )
+    )
+    try:
+        async with asyncio.timeout(120):
+            while counters.get("archived", 0) < n:
+                assert not task.done(), task.exception()
+                await asyncio.sleep(0.2)
+    finally:
+        stop.set()
+        await task
