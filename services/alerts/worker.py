@@ -60,7 +60,7 @@ def create_app(settings: AlertSettings | None = None) -> Any:
                 step: Step = await asyncio.to_thread(fn, svc, *args)
                 t1 = time.perf_counter()
                 producer = app.producer
-                # dead letters awaited like the rest: Faust's producer may hold a lone send back indefinitely
+                # dead letters awaited with the rest: the input offsets move only once the broker has them
                 futures = [
                     await producer.send(
                         DEADLETTER, key, value, None, None, [("reason", reason.encode()[:4000])]

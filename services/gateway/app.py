@@ -80,7 +80,7 @@ class HeaderLimit:
         self.limit = limit
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] in ("http", "websocket"):
+        if scope["type"] == "http":
             size = sum(len(k) + len(v) + 4 for k, v in scope.get("headers", ()))
             if size > self.limit:
                 detail = (
