@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from ioccore.clickhouse import ClickHouse
-from ioccore.contracts import CloudEvent, Contracts, Rejection
+from ioccore.contracts import CloudEvent, Contracts, Rejection, parse_json
 from ioccore.logging import bind_event, get_logger, unbind_event
 from ioccore.topics import DEADLETTER, EVENTS
 
@@ -171,7 +171,7 @@ def add_dead_letter(batch: Batch, rec: RecordRef, rej: Rejection, now: dt.dateti
 
 def _event_id(raw: bytes) -> str:
     try:
-        obj = msgspec.json.decode(raw)
+        obj = parse_json(raw)
     except msgspec.DecodeError:
         return ""
     return str(obj.get("id", "")) if isinstance(obj, dict) else ""

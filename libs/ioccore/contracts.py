@@ -25,6 +25,22 @@ from ioccore.errors import ContractError
 
 TYPE_PREFIX = "vn.binhduong."
 MAX_RECORD_BYTES = 4 * 1024 * 1024
+_json = msgspec.json.Decoder()
+
+
+def parse_json(raw: bytes | None, decoder: Any = None) -> Any:
+    """msgspec's JSON decoding (`decoder`, or untyped), with every way hostile bytes fail raised as
+    msgspec.DecodeError with the reason. msgspec itself raises UnicodeDecodeError for UTF-8-encoded surrogates
+    (bytes ED A0 80..ED BF BF), RecursionError for nesting deeper than the interpreter's limit and TypeError
+    for a record without a value (a tombstone); a consumer catching only DecodeError would crash on each."""
+    if raw is None:
+        raise msgspec.DecodeError("record without a value (a tombstone)")
+    try:
+        return (decoder or _json).decode(raw)
+    except UnicodeDecodeError as exc:
+        raise msgspec.DecodeError(f"not valid UTF-8: {exc}") from None
+    except RecursionError:
+        raise msgspec.DecodeError("JSON nested too deeply (over the recursion limit)") from None
 
 
 class CloudEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -210,8 +226,12 @@ class Contracts:
             return "envelope: time must carry a UTC offset (RFC 3339), e.g. 2026-01-05T08:15:00+07:00"
         return event
 
-    def decode(self, raw: bytes) -> Iterator[CloudEvent | Rejection]:
-        """Decode one Kafka record value: one event or a JSON array of events."""
+    def decode(self, raw: bytes | None) -> Iterator[CloudEvent | Rejection]:
+        """Decode one Kafka record value: one event or a JSON array of events. A record without a value (a
+        tombstone, which anyone may write to a compacted topic) is rejected like any other non-event."""
+        if raw is None:
+            yield Rejection(0, "record without a value (a tombstone): no event", b"")
+            return
         if len(raw) > MAX_RECORD_BYTES:
             yield Rejection(0, f"record of {len(raw)} bytes is over the {MAX_RECORD_BYTES}-byte limit", raw)
             return
@@ -224,7 +244,7 @@ class Contracts:
     def _checked(self, raw: bytes) -> Iterator[CloudEvent | Rejection]:
         """The schema path: every event checked against the JSON Schemas, each failure with its reason."""
         try:
-            obj = msgspec.json.decode(raw)
+            obj = parse_json(raw)
         except msgspec.DecodeError as exc:
             yield Rejection(0, f"not valid UTF-8 JSON: {exc}", raw)
             return
@@ -240,7 +260,7 @@ class Contracts:
         if self._typed is None:
             return None
         try:
-            got = self._typed.decode(raw)
+            got = parse_json(raw, self._typed)
         except msgspec.DecodeError:  # ValidationError included
             return None
         out: list[CloudEvent] = []

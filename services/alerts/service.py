@@ -19,7 +19,7 @@ import msgspec
 
 from ioccore.catalog import load_catalog
 from ioccore.clickhouse import ClickHouse
-from ioccore.contracts import CloudEvent, Contracts, Rejection
+from ioccore.contracts import CloudEvent, Contracts, Rejection, parse_json
 from ioccore.logging import get_logger
 from ioccore.topics import ALERT_COMMAND_RESULTS, ALERTS, EVENTS
 from services.alerts import store
@@ -231,7 +231,7 @@ class AlertsService:
 
 def _command_id(item: CloudEvent | Rejection) -> str | None:
     try:
-        obj = msgspec.json.decode(item.raw) if isinstance(item, Rejection) else None
+        obj = parse_json(item.raw) if isinstance(item, Rejection) else None
     except msgspec.DecodeError:
         return None
     data = obj.get("data") if isinstance(obj, dict) else None

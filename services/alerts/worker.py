@@ -61,11 +61,14 @@ def create_app(settings: AlertSettings | None = None) -> Any:
                 step: Step = await asyncio.to_thread(fn, svc, *args)
                 t1 = time.perf_counter()
                 producer = app.producer
-                for key, value, reason in step.dead:
+                # dead letters awaited with the rest: the input offsets move only once the broker has them
+                futures = [
                     await producer.send(
                         DEADLETTER, key, value, None, None, [("reason", reason.encode()[:4000])]
                     )
-                futures = [await producer.send(t, k, v, None, None, None) for t, k, v in step.records]
+                    for key, value, reason in step.dead
+                ]
+                futures += [await producer.send(t, k, v, None, None, None) for t, k, v in step.records]
                 if futures:
                     await asyncio.gather(*futures)
                 t2 = time.perf_counter()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -70,6 +71,35 @@ class MetricsMiddleware:
             metrics.REQUESTS.labels(scope["method"], path, str(status["code"])).inc()
 
 
+class HeaderLimit:
+    """431 for a request whose header section is over `limit` bytes. uvicorn's httptools parser sets no limit
+    of its own, so a 200 kB header would otherwise reach the routes (and the token verifier)."""
+
+    def __init__(self, app: Any, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            size = sum(len(k) + len(v) + 4 for k, v in scope.get("headers", ()))
+            if size > self.limit:
+                detail = (
+                    f"Phần đầu yêu cầu quá lớn / request headers of {size} bytes are over the "
+                    f"{self.limit}-byte limit"
+                )
+                body = json.dumps({"detail": detail}, ensure_ascii=False).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 431,
+                        "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(
     settings: GatewaySettings | None = None, ch: ClickHouse | None = None, bootstrap: str | None = None
 ) -> FastAPI:
@@ -128,6 +158,7 @@ def create_app(
     )
     app.state.gw = gw
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(HeaderLimit, limit=settings.max_header_bytes)
 
     from services.gateway.alerts.views import router as alerts
     from services.gateway.catalog.views import router as catalog

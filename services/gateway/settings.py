@@ -27,6 +27,8 @@ class GatewaySettings(BaseSettings):
     # Ingest limits, per client (the token's subject).
     max_request_bytes: int = 4 * 1024 * 1024  # = ioccore.contracts.MAX_RECORD_BYTES
     max_batch_events: int = 10_000
+    # The whole header section of any request (a JWT is 1-2 kB).
+    max_header_bytes: int = 32 * 1024
     requests_per_s: float = 1000.0
     request_burst: float = 2000.0
     events_per_s: float = 100_000.0

@@ -38,10 +38,15 @@ def status(
     from ioccore.clickhouse import connect
     from services.hotline import store
 
+    try:
+        local_day = dt.date.fromisoformat(day) if day else None
+    except ValueError:
+        err.print(f"✗ --day {day[:40]!r}: not a day; use YYYY-MM-DD, e.g. 2026-11-23")
+        raise typer.Exit(2) from None
     ch = connect()
     doc = store.calls_summary(ch)
-    if day:
-        doc["hourly"] = store.hourly_counts(ch, dt.date.fromisoformat(day))
+    if local_day:
+        doc["hourly"] = store.hourly_counts(ch, local_day)
     if as_json:
         print(json.dumps(doc, ensure_ascii=False))
         return

@@ -60,3 +60,32 @@ def test_a_client_that_falls_behind_is_cut_off_not_the_others():
         assert fresh.queue.qsize() == 1 and not fresh.dropped
 
     asyncio.run(go())
+
+
+def test_hostile_records_and_resume_ids_neither_stop_the_hub_nor_raise():
+    """The hub reads topics anyone with broker access can write, and Last-Event-ID comes from the client."""
+
+    async def go():
+        from ioccore.topics import ALERTS, INDICATORS
+
+        hub = Hub(buffer=100, client_queue=100)
+        c, _ = hub.subscribe(frozenset({"718"}), frozenset({"indicators", "alerts"}), None)
+        for raw in (
+            None,
+            b"",
+            b"\xff",
+            b'"\xed\xa0\x80"',
+            b"[" * 10_000 + b"]" * 10_000,
+            b"[1, null]",
+            b"42",
+        ):
+            hub.publish_raw(INDICATORS, raw)
+        hub.publish_raw(ALERTS, b'[{"subject": "718", "id": "a"}]')
+        assert [m.kind for m in (c.queue.get_nowait() for _ in range(c.queue.qsize()))] == ["alerts"]
+        kinds = frozenset({"indicators"})
+        for last in (f"{hub.epoch}-\u00b2", f"{hub.epoch}-" + "9" * 5000, f"{hub.epoch}--1", f"{hub.epoch}-",
+                     "-", "\x00", "x" * 100_000):  # fmt: skip
+            _c, reset = hub.subscribe(frozenset({"718"}), kinds, last)
+            assert reset, last[:30]
+
+    asyncio.run(go())

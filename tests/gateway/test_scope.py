@@ -151,3 +151,106 @@ def test_every_v1_route_without_a_token_is_401(seeded):
             assert r.status_code == 401, f"{method.upper()} {path} without a token: {r.status_code}"
             checked += 1
     assert checked >= 15, spec["paths"].keys()
+
+
+# -- every route, enumerated from the app: a new route or unit parameter is covered without editing this file --
+UNIT_PATTERN = r"^[0-9]{2,5}$"
+PATH_VALUES = {"indicator": IND, "indicator_id": IND}
+
+
+def _v1_operations(app):
+    """(method, path template, path parameters, query parameters) of every /v1 operation."""
+    for path, ops in app.openapi()["paths"].items():
+        if not path.startswith("/v1"):
+            continue
+        for method, op in ops.items():
+            params = op.get("parameters", [])
+            yield (
+                method.upper(),
+                path,
+                [p for p in params if p["in"] == "path"],
+                [p for p in params if p["in"] == "query"],
+            )
+
+
+def _urls(path: str, path_params: list[dict], alert_id: str) -> list[str]:
+    """The path with each parameter filled in; an enum (the alert actions) gives one URL per value."""
+    urls = [path]
+    for p in path_params:
+        name = p["name"]
+        values = p.get("schema", {}).get("enum") or [
+            alert_id if name == "alert_id" else PATH_VALUES.get(name, "x")
+        ]
+        urls = [u.replace("{" + name + "}", str(v)) for u in urls for v in values]
+    return urls
+
+
+def _is_unit(p: dict) -> bool:
+    schema = p.get("schema", {})
+    options = [schema, *schema.get("anyOf", [])]
+    return any(o.get("pattern") == UNIT_PATTERN for o in options)
+
+
+def test_every_unit_parameter_and_alert_of_another_district_is_403_and_audited(seeded):
+    app, client, tokens = seeded
+    ch = app.state.gw.ch
+    h = tokens.headers("district_operator", district=D718, sub="op718-all")
+    covered = []
+    for method, path, path_params, query in _v1_operations(app):
+        unit_params = [p for p in query if _is_unit(p)]
+        alert = any(p["name"] == "alert_id" for p in path_params)
+        for url in _urls(path, path_params, "a724" if alert else "a718"):
+            targets = [(p["name"], u) for p in unit_params for u in (D724, C724)]
+            if alert:
+                targets.append((None, None))
+            for name, unit in targets:
+                before = len(_denials(ch, "op718-all"))
+                r = client.request(method, url, params={name: unit} if name else None, headers=h, json={})
+                assert r.status_code == 403, f"{method} {url} {name}={unit}: {r.status_code} {r.text[:200]}"
+                denials = _denials(ch, "op718-all")
+                assert len(denials) == before + 1, f"{method} {url} {name}={unit}: not audited"
+                covered.append((method, path, name))
+    paths = {p for _m, p, _n in covered}
+    # the routes of the hand-written list above are all among them, and the alert actions
+    assert {"/v1/indicators/{indicator}/series", "/v1/indicators/{indicator}/ranking", "/v1/wall/tiles",
+            "/v1/alerts", "/v1/alerts/open-by-field", "/v1/alerts/{alert_id}", "/v1/alerts/{alert_id}/{action}",
+            "/v1/hotline/calls/live", "/v1/hotline/kpis", "/v1/stream", "/v1/indicators/latest"} <= paths  # fmt: skip
+    assert sum(p == "/v1/alerts/{alert_id}/{action}" for _m, p, _n in covered) == 5
+
+
+@pytest.mark.parametrize(
+    "role",
+    [
+        {"role": "province_viewer"},
+        {"role": "district_operator", "district": D718},
+        {"role": "commune_viewer", "commune": C718},
+        {"role": "department_system", "source": "/so-tnmt/dat-dai"},
+    ],
+    ids=lambda r: r["role"],
+)
+def test_every_refusal_of_every_route_is_audited_and_viewers_never_act(seeded, role):
+    """Each role on each /v1 route with in-scope values: whatever is refused is 403 with one audit row; a
+    viewer or a department system acting on an alert is always refused."""
+    app, client, tokens = seeded
+    ch = app.state.gw.ch
+    actor = f"every-{role['role']}"
+    h = tokens.headers(sub=actor, **role)
+    refused = 0
+    for method, path, path_params, query in _v1_operations(app):
+        if path == "/v1/stream":
+            continue  # an endless answer when allowed; its refusals are covered above
+        required = {p["name"]: IND if p["name"] == "indicator" else D718 for p in query if p.get("required")}
+        for url in _urls(path, path_params, "a718"):
+            before = len(_denials(ch, actor))
+            r = client.request(method, url, params=required or None, headers=h, json={})
+            assert r.status_code not in (401, 500), f"{method} {url}: {r.status_code} {r.text[:200]}"
+            after = len(_denials(ch, actor))
+            if r.status_code == 403:
+                refused += 1
+                assert after == before + 1, f"{method} {url}: 403 but not audited"
+            else:
+                assert after == before, f"{method} {url}: {r.status_code} but audited as denied"
+            acting = method == "POST" and path.startswith("/v1/alerts/")
+            if acting and role["role"] in ("province_viewer", "commune_viewer", "department_system"):
+                assert r.status_code == 403, f"{role['role']} acted: {method} {url} → {r.status_code}"
+    assert refused >= (5 if role["role"] != "district_operator" else 1)

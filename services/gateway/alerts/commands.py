@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from ioccore.contracts import parse_json
 from ioccore.logging import get_logger
 from ioccore.topics import ALERT_COMMAND_RESULTS, ALERT_COMMANDS
 from services.gateway.kafka_io import tail
@@ -18,7 +19,6 @@ from services.gateway.kafka_io import tail
 log = get_logger("gateway.commands")
 COMMAND_TYPE = "vn.binhduong.alerts.command"
 SOURCE = "urn:ioc:gateway"
-_dec = msgspec.json.Decoder()
 _enc = msgspec.json.Encoder()
 
 
@@ -74,7 +74,7 @@ class CommandBus:
 
     def _resolve(self, raw: bytes) -> None:
         try:
-            doc = _dec.decode(raw)
+            doc = parse_json(raw)
         except msgspec.DecodeError:
             log.warning("commands.bad_result", raw=raw[:200])
             return

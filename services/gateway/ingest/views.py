@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from ioccore.contracts import parse_json
 from services.gateway import metrics
 from services.gateway.auth.models import Role
 from services.gateway.auth.permissions import Caller, require
@@ -51,7 +52,7 @@ async def _body(request: Request, limit: int) -> bytes:
         400: {"description": "Not JSON"},
         403: {"model": IngestRejected},
         413: {"description": "Request too large"},
-        415: {"description": "Unsupported content type"},
+        415: {"description": "Unsupported content type or content encoding"},
         422: {"model": IngestRejected},
         429: {"description": "Rate limit; see Retry-After"},
         503: {"description": "Broker unavailable"},
@@ -76,9 +77,14 @@ async def ingest(
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype not in (*SINGLE, BATCH):
         raise HTTPException(415, f"Dùng {SINGLE[0]} hoặc {BATCH} / use {SINGLE[0]} or {BATCH}")
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":  # none is supported: a compressed body would be read as garbage
+        raise HTTPException(
+            415, f"Không hỗ trợ Content-Encoding {encoding!r} / send the body uncompressed (identity)"
+        )
     body = await _body(request, s.max_request_bytes)
     try:
-        doc = msgspec.json.decode(body)
+        doc = parse_json(body)
     except msgspec.DecodeError as exc:
         raise HTTPException(400, f"Không phải JSON / not valid JSON: {exc}") from exc
     if ctype == BATCH:

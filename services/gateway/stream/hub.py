@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from ioccore.contracts import parse_json
 from ioccore.logging import get_logger
 from ioccore.topics import ALERTS, HOTLINE_LIVE, INDICATORS
 from services.gateway import metrics
@@ -26,7 +27,6 @@ from services.gateway.kafka_io import tail
 log = get_logger("gateway.stream")
 KIND_OF_TOPIC = {INDICATORS: "indicators", ALERTS: "alerts", HOTLINE_LIVE: "calls"}
 KINDS = frozenset(KIND_OF_TOPIC.values())
-_dec = msgspec.json.Decoder()
 _enc = msgspec.json.Encoder()
 
 
@@ -93,12 +93,12 @@ class Hub:
                         metrics.STREAM_DROPPED.inc()
         return out
 
-    def publish_raw(self, topic: str, raw: bytes) -> None:
+    def publish_raw(self, topic: str, raw: bytes | None) -> None:
         kind = KIND_OF_TOPIC.get(topic)
         if kind is None:
             return
         try:
-            doc = _dec.decode(raw)
+            doc = parse_json(raw)
         except msgspec.DecodeError:
             log.warning("stream.bad_record", topic=topic)
             return
@@ -115,7 +115,14 @@ class Hub:
         if last_event_id:
             epoch, _, seq = last_event_id.partition("-")
             oldest = self.buffer[0].seq if self.buffer else self.seq + 1
-            if epoch == self.epoch and seq.isdigit() and int(seq) >= oldest - 1:
+            # ASCII digits only, and few: int() refuses "²" (which isdigit() admits) and over 4300 digits
+            if (
+                epoch == self.epoch
+                and seq.isascii()
+                and seq.isdigit()
+                and len(seq) < 19
+                and int(seq) >= oldest - 1
+            ):
                 missed = [m for m in self.buffer if m.seq > int(seq) and c.wants(m)]
                 if len(missed) > self.client_queue:
                     reset = True  # too much to replay: reload through REST instead
