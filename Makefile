@@ -44,7 +44,9 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/pip-audit -r requirements.lock --no-deps --disable-pip --progress-spinner off
+	@mkdir -p .ioc; $(BIN)/pip-audit -r requirements.lock --no-deps --disable-pip --progress-spinner off \
+	  -f json -o .ioc/pip-audit.json 2>/dev/null; rc=$$?; \
+	  $(BIN)/python scripts/audit_summary.py .ioc/pip-audit.json && exit $$rc
 
 # requirements.lock: the exact versions of the venv (runtime and dev), which `make lint` audits. Run after
 # changing dependencies; tests/unit/test_lock.py fails while a pyproject dependency is missing from it.
