@@ -129,7 +129,9 @@ def create_app(
                     gw.producer = await stack.enter_async_context(
                         producer(bootstrap, client_id="ioc-gateway", linger_ms=0)
                     )
-                    hub = Hub(settings.stream_buffer, settings.stream_client_queue)
+                    hub = Hub(
+                        settings.stream_buffer, settings.stream_client_queue, settings.stream_buffer_bytes
+                    )
                     await hub.start(bootstrap)
                     stack.push_async_callback(hub.stop)
                     gw.hub = hub

@@ -48,6 +48,26 @@ def test_resume_replays_what_was_missed_and_an_unknown_or_too_old_id_resets():
     asyncio.run(go())
 
 
+def test_the_resume_buffer_is_bounded_by_bytes_and_a_client_past_it_resets():
+    async def go():
+        hub = Hub(buffer=1_000, client_queue=100, buffer_bytes=20_000)
+        big = [
+            {"subject": "718", "id": str(i), "data": {"pad": "x" * 1_000}} for i in range(3)
+        ]  # ~3.2 kB a frame
+        for _ in range(50):
+            hub.publish("indicators", big)
+        assert hub.buffer_bytes == sum(len(m.frame) for m in hub.buffer) <= 20_000
+        kept = [m.seq for m in hub.buffer]
+        assert kept == list(range(51 - len(kept), 51)) and 3 <= len(kept) < 50  # the newest, in order
+        everything, kinds = frozenset({"718"}), frozenset({"indicators"})
+        c, reset = hub.subscribe(everything, kinds, f"{hub.epoch}-{kept[0]}")
+        assert not reset and c.queue.qsize() == len(kept) - 1
+        _c, reset = hub.subscribe(everything, kinds, f"{hub.epoch}-{kept[0] - 2}")  # its next one was evicted
+        assert reset
+
+    asyncio.run(go())
+
+
 def test_a_client_that_falls_behind_is_cut_off_not_the_others():
     async def go():
         hub = Hub(buffer=100, client_queue=2)

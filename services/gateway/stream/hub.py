@@ -51,10 +51,15 @@ class Client:
 
 
 class Hub:
-    def __init__(self, buffer: int = 20_000, client_queue: int = 5_000):
+    def __init__(self, buffer: int = 20_000, client_queue: int = 5_000, buffer_bytes: int = 64 * 1024 * 1024):
         self.epoch = uuid.uuid4().hex[:8]
         self.seq = 0
-        self.buffer: deque[Message] = deque(maxlen=buffer)
+        # The resume buffer is bounded by count and by bytes: an indicators record carries up to 1,000 updates
+        # of one unit, so frames range from 1 kB to ~300 kB, and a count alone let the soak's gateway hold 1 GB.
+        self.buffer: deque[Message] = deque()
+        self.buffer_max = buffer
+        self.buffer_max_bytes = buffer_bytes
+        self.buffer_bytes = 0
         self.clients: set[Client] = set()
         self.client_queue = client_queue
         self._task: asyncio.Task | None = None
@@ -81,7 +86,7 @@ class Hub:
                 + b"\n\n"
             )
             m = Message(self.seq, kind, subject, frame)
-            self.buffer.append(m)
+            self._keep(m)
             out.append(m)
             for c in self.clients:
                 if c.wants(m) and not c.dropped:
@@ -92,6 +97,14 @@ class Hub:
                         c.dropped = True
                         metrics.STREAM_DROPPED.inc()
         return out
+
+    def _keep(self, m: Message) -> None:
+        self.buffer.append(m)
+        self.buffer_bytes += len(m.frame)
+        while len(self.buffer) > self.buffer_max or (
+            self.buffer_bytes > self.buffer_max_bytes and len(self.buffer) > 1
+        ):
+            self.buffer_bytes -= len(self.buffer.popleft().frame)
 
     def publish_raw(self, topic: str, raw: bytes | None) -> None:
         kind = KIND_OF_TOPIC.get(topic)
