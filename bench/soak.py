@@ -20,6 +20,7 @@ import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -878,6 +879,13 @@ def cli(
     from ioccore.logging import configure_logging
 
     configure_logging(json=False, level="WARNING")
+
+    # SIGTERM (and SIGINT, ignored in a background job) stop the run cleanly: services and stack go down.
+    def _interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     if minutes <= 0 or rate_factor <= 0 or interval <= 0:
         raise typer.BadParameter("--minutes, --rate-factor and --interval must be > 0")
     out_console = Console()
