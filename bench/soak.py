@@ -53,6 +53,8 @@ STALL_LINE = re.compile(rb"Thread keepalive is not responding")
 # Processes of the stack itself, sampled and reported but not judged: the local broker keeps every record in
 # memory (memory:// storage), so its RSS grows with the data by design.
 STACK_PARTS = ("kafka", "clickhouse")
+# The load generator is measured too, but it is not the system under test.
+NOT_JUDGED = (*STACK_PARTS, "simulator")
 
 
 # ------------------------------------------------------------------ pure part: samples -> table, summary, plot
@@ -133,7 +135,9 @@ def summarize(
         median = values[len(values) // 2]
         growth = _slope_per_h(late)
         limit = max(GROWTH_ABS_MB_H, GROWTH_REL_H * median)
-        judged = proc in services and traffic_s >= MIN_JUDGED_S and growth is not None
+        judged = (
+            proc in services and proc not in NOT_JUDGED and traffic_s >= MIN_JUDGED_S and growth is not None
+        )
         cpu = [s["cpu_pct"][proc] for s in samples if proc in s.get("cpu_pct", {})]
         memory[proc] = {
             "start_mb": round(warm, 1),
@@ -182,7 +186,8 @@ def summarize(
         "memory_criterion": (
             f"RSS start is taken {WARMUP_S} s into the traffic; each service's RSS slope over the second half of the traffic < max({GROWTH_ABS_MB_H:g} MB/h, "
             f"{GROWTH_REL_H:.0%} of its median RSS per hour); judged on runs of >= {MIN_JUDGED_S // 60} min; "
-            f"the broker ({', '.join(STACK_PARTS)}) is reported, not judged (in-memory storage grows with data)"
+            f"the stack ({', '.join(STACK_PARTS)}: the local broker keeps every record in memory) and the "
+            "simulator (the load generator) are reported, not judged"
         ),
         "errors": errors,
         "invariant": invariant,

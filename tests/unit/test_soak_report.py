@@ -71,6 +71,7 @@ def test_a_service_whose_memory_keeps_growing_fails_the_memory_criterion():
     assert s["memory"]["indicators"]["growth_mb_per_h"] == 60.0
     assert s["memory"]["indicators"]["bounded"] is False
     assert s["memory"]["alerts"]["bounded"] is True
+    assert s["memory"]["simulator"]["bounded"] is None  # the load generator is reported, not judged
     assert s["checks"]["memory_bounded"] is False and s["passed"] is False
     # below max(25 MB/h, 10% of the median RSS per hour) it is bounded
     assert _summary(_samples(leak_mb_per_h=20))["checks"]["memory_bounded"] is True
