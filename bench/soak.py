@@ -20,6 +20,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -818,6 +819,8 @@ def soak(
             fleet.check()
         for name in fleet.argv:  # anything logged while stopping
             log_errors.scan(name, fleet.log_path(name))
+    # The stack is down: drop its ClickHouse data (GBs after an hour); logs and samples stay in the home.
+    shutil.rmtree(home / "clickhouse" / "data", ignore_errors=True)
     if samples:
         samples[-1]["error_lines"] = dict(log_errors.counts)
         samples[-1]["stall_lines"] = dict(log_errors.stalls)
