@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEBS := clickhouse-server clickhouse-client chromium
 PYTEST_ARGS ?=
 
-.PHONY: setup system-packages run test test-unit lint lock bench stack-up stack-down clean k8s-tools k8s-check
+.PHONY: setup system-packages run test test-unit lint lock bench soak stack-up stack-down clean k8s-tools k8s-check
 
 setup: system-packages $(STAMP)
 
@@ -74,6 +74,15 @@ k8s-tools: setup
 # Every overlay renders, every object validates offline, the policy scan passes (also run by `make test`).
 k8s-check: k8s-tools
 	$(BIN)/ioc k8s check
+
+# An hour of the whole system at 2x the simulated load: lag, memory, errors over time in bench/soak/ (soak.png,
+# soak.md, soak.json), the archive invariant and `ioc reconcile`; then the long fault suite. Fails if either fails.
+SOAK_ARGS ?=
+soak: setup
+	@rc=0; $(BIN)/python -m bench.soak $(SOAK_ARGS) || rc=$$?; \
+	if [ -d tests/faults ]; then IOC_FAULTS_LONG=1 $(BIN)/pytest tests/faults || rc=$$?; \
+	else echo "tests/faults not present: long fault suite skipped"; fi; \
+	exit $$rc
 
 stack-up: setup
 	$(BIN)/ioc stack up

@@ -228,3 +228,16 @@ def delete_topics(
         admin.delete_topics(names, timeout_ms=int(timeout_s * 1000))
     finally:
         admin.close()
+
+
+def committed_offsets(
+    group_id: str, bootstrap_servers: str | None = None, timeout_s: float = 10.0
+) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> the offset a consumer group committed (empty for an unknown group)."""
+    admin = _admin(bootstrap_servers or bootstrap(), timeout_s)
+    try:
+        done = admin.list_group_offsets(group_id)
+    finally:
+        admin.close()
+    offsets = done.get(group_id, done) if isinstance(done, dict) else {}
+    return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
