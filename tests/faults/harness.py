@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 from ioccore.clickhouse import ClickHouse
-from ioccore.kafka import _admin, end_offsets, producer
+from ioccore.kafka import committed_offsets, end_offsets, producer
 from ioccore.settings import REPO_ROOT, get_settings
 from ioccore.stack import free_port
 from ioccore.testing import spawn_ioc
@@ -178,23 +178,15 @@ class System:
     # -- observation ---------------------------------------------------------------------------------------
     def lag(self) -> dict[str, int]:
         """Consumer group -> records on its topics not yet committed (end offset minus committed offset)."""
-        admin = _admin(get_settings().effective_kafka_bootstrap, 10.0)
-        try:
-            out = {}
-            for name, topics in self.GROUPS.items():
-                group = self.group[name]
-                committed = {
-                    (tp.topic, tp.partition): meta.offset
-                    for tp, meta in admin.list_group_offsets(group).get(group, {}).items()
-                }
-                total = 0
-                for topic in topics:
-                    for part, end in asyncio.run(end_offsets(topic)).items():
-                        total += max(0, end - max(0, committed.get((topic, part), 0)))
-                out[name] = total
-            return out
-        finally:
-            admin.close()
+        out = {}
+        for name, topics in self.GROUPS.items():
+            committed = committed_offsets(self.group[name], get_settings().effective_kafka_bootstrap)
+            out[name] = sum(
+                max(0, end - committed.get((topic, part), 0))
+                for topic in topics
+                for part, end in asyncio.run(end_offsets(topic)).items()
+            )
+        return out
 
     def counts(self) -> tuple[int, int]:
         archived = self.db.execute("SELECT count() FROM events_archive")[0][0]

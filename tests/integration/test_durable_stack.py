@@ -7,13 +7,13 @@ import asyncio
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from ioccore.kafka import consumer, producer
 from ioccore.testing import local_stack_env
 from ioccore.topics import EVENTS, load_topics
+from tests.integration.test_stack_cli import processes_of
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 IOC = [sys.executable, "-m", "ioccore.cli"]
@@ -23,21 +23,6 @@ def _ioc(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*IOC, *args], env=env, capture_output=True, text=True, timeout=120)
 
 
-def _processes_of(home: str) -> list[int]:
-    marker = f"IOC_HOME={home}".encode()
-    found = []
-    for p in Path("/proc").iterdir():
-        if not p.name.isdigit() or int(p.name) == os.getpid():
-            continue
-        try:
-            if marker in (p / "environ").read_bytes().split(b"\0"):
-                if (p / "stat").read_text().split(") ")[-1].split()[0] != "Z":
-                    found.append(int(p.name))
-        except OSError:
-            continue
-    return found
-
-
 @pytest.fixture
 def durable_env(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
@@ -45,7 +30,7 @@ def durable_env(tmp_path):
     env["IOC_KAFKA_STORAGE"] = "durable"
     yield env
     _ioc(env, "stack", "down")
-    assert _processes_of(env["IOC_HOME"]) == [], "a test left processes behind"
+    assert processes_of(env["IOC_HOME"]) == [], "a test left processes behind"
 
 
 async def _produce(bootstrap: str, n: int) -> None:
@@ -87,7 +72,7 @@ def test_durable_stack_keeps_records_topics_and_offsets_across_down_and_up(durab
 
     r = _ioc(env, "stack", "down")
     assert r.returncode == 0 and "objects" in r.stdout, r.stdout + r.stderr
-    assert _processes_of(env["IOC_HOME"]) == []
+    assert processes_of(env["IOC_HOME"]) == []
 
     r = _ioc(env, "stack", "up")
     assert r.returncode == 0, r.stderr
