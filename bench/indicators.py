@@ -3,7 +3,7 @@ cadence, in ClickHouse (archive, dead letters, partition states, values), by one
 
 Figure: events per second from the moment the worker holds its partitions (it logs
 `indicators.partition_restored`) until every partition's values are written up to its end offset (it logs
-`indicators.flushed`); the worker's peak RSS. Group join and start-up are excluded (they are the
+`indicators.flushed`); the worker's peak RSS, and its CPU seconds over the same span. Group join and start-up are excluded (they are the
 `faust` benchmark). Baseline (same run, same topic): a raw aiokafka loop decoding every record and counting.
 """
 
@@ -64,7 +64,14 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _worker_run(ends: dict[int, int], log_path: Path) -> tuple[float, float, int]:
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _worker_run(ends: dict[int, int], log_path: Path) -> tuple[float, float, int, float]:
     ch = connect()
     want = {p: o for p, o in ends.items() if o}
     with open(log_path, "wb") as log:
@@ -81,10 +88,12 @@ def _worker_run(ends: dict[int, int], log_path: Path) -> tuple[float, float, int
         )
     try:
         t0 = None
+        cpu0 = 0.0
         while True:  # from the partition assignment until every partition's values are written to its end
             text = log_path.read_text(errors="replace")
             if t0 is None and "indicators.partition_restored" in text:
                 t0 = time.monotonic()
+                cpu0 = _cpu_s(proc.pid)
             done = values_through(text)
             if all(done.get(p, 0) >= o for p, o in want.items()):
                 break
@@ -92,9 +101,10 @@ def _worker_run(ends: dict[int, int], log_path: Path) -> tuple[float, float, int
                 raise RuntimeError(f"the worker exited with {proc.returncode}; see {log_path}")
             time.sleep(0.05)
         elapsed = time.monotonic() - (t0 or time.monotonic())
+        cpu = _cpu_s(proc.pid) - cpu0
         rss = _peak_rss_mb(proc.pid)
         values = int(ch.execute("SELECT count() FROM indicator_values FINAL")[0][0])
-        return elapsed, rss, values
+        return elapsed, rss, values, cpu
     finally:
         stop_processes([proc], timeout_s=15)
 
@@ -109,7 +119,7 @@ def run(events: int = 200_000) -> dict[str, Any]:
         )  # fmt: skip
         ends = asyncio.run(end_offsets(EVENTS))
         n, baseline = asyncio.run(_baseline())
-        elapsed, rss, values = _worker_run(ends, Path(os.environ["IOC_HOME"]) / "indicators-worker.log")
+        elapsed, rss, values, cpu = _worker_run(ends, Path(os.environ["IOC_HOME"]) / "indicators-worker.log")
     rate = n / elapsed if elapsed > 0 else float("nan")
     return {
         "events": n,
@@ -119,6 +129,9 @@ def run(events: int = 200_000) -> dict[str, Any]:
         "baseline_events_per_s": round(baseline),
         "ratio": round(rate / baseline, 3),
         "rss_mb": round(rss),
+        # the worker's own CPU (all its threads) over the same span: steadier than the rate on a shared machine
+        "worker_cpu_s": round(cpu, 1),
+        "events_per_cpu_s": round(n / cpu) if cpu > 0 else None,
     }
 
 

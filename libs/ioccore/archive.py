@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from ioccore.clickhouse import ClickHouse
+from ioccore.clickhouse import ClickHouse, Inserter
 from ioccore.contracts import CloudEvent, Contracts, Rejection, parse_json
 from ioccore.logging import bind_event, get_logger, unbind_event
 from ioccore.topics import DEADLETTER, EVENTS
@@ -113,7 +113,7 @@ def add_archived(batch: Batch, rec: RecordRef, item: CloudEvent, now: dt.datetim
     a["topic"].append(rec.topic)
     a["partition"].append(rec.partition)
     a["offset"].append(rec.offset)
-    a["data"].append(_json(item.data).decode())
+    a["data"].append(_json(item.data))  # UTF-8 bytes: the driver writes them as they are
     batch.events.append(item)
 
 
@@ -138,7 +138,7 @@ def add_archived_many(batch: Batch, items: Sequence[tuple[RecordRef, CloudEvent]
     a["topic"] += [rec.topic for rec in refs]
     a["partition"] += [rec.partition for rec in refs]
     a["offset"] += [rec.offset for rec in refs]
-    a["data"] += [_json(ev.data).decode() for ev in events]
+    a["data"] += [_json(ev.data) for ev in events]
     batch.events += events
 
 
@@ -177,7 +177,7 @@ def _event_id(raw: bytes) -> str:
     return str(obj.get("id", "")) if isinstance(obj, dict) else ""
 
 
-def write_batch(ch: ClickHouse, batch: Batch) -> None:
+def write_batch(ch: Inserter, batch: Batch) -> None:
     if batch.accepted:
         ch.insert(ARCHIVE_TABLE, batch.archive)
     if batch.rejected:

@@ -45,6 +45,12 @@ class ClickHouse(Protocol):
     def close(self) -> None: ...
 
 
+class Inserter(Protocol):
+    """What writes columnar batches: a ClickHouse, or OrderedInserts in front of one."""
+
+    def insert(self, table: str, columns: Mapping[str, Sequence[Any]]) -> Any: ...
+
+
 def with_retries(
     fn: Callable[[], T],
     *,
@@ -303,3 +309,51 @@ def probe(url: str, timeout_s: float = 2.0) -> str:
         ) from exc
     finally:
         client.disconnect()
+
+
+class OrderedInserts:
+    """INSERTs run in submission order on a second connection, in a background thread, while the caller goes
+    on computing (the server parses and writes on the other core; the driver waits without the GIL).
+
+    A failed insert (after the connection's own retries) stops the queue: the inserts submitted after it are
+    not run, and `wait()` raises the first failure (every later `wait()` too). So a later write never lands
+    without an earlier one (a checkpoint without its archive rows, say). On chdb (in-process, one session)
+    inserts run at once."""
+
+    def __init__(self, ch: ClickHouse):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._inline = not isinstance(ch, NativeClickHouse)
+        self._ch: ClickHouse = ch if self._inline else NativeClickHouse(ch.url, ride_out_s=ch.ride_out_s)
+        self._pool = None if self._inline else ThreadPoolExecutor(1, thread_name_prefix="ch-inserts")
+        self._pending: list[Any] = []
+        self._failure: BaseException | None = None
+
+    def insert(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
+        """Queue an insert (on chdb: run it now). Failures surface in `wait()`."""
+        if self._pool is None:
+            self._run(table, columns)
+        else:
+            self._pending.append(self._pool.submit(self._run, table, columns))
+
+    def _run(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
+        if self._failure is not None:
+            return  # an earlier insert failed: run nothing after it
+        try:
+            self._ch.insert(table, columns)
+        except Exception as exc:
+            self._failure = exc
+
+    def wait(self) -> None:
+        """Block until every submitted insert is written; raise the first failure."""
+        pending, self._pending = self._pending, []
+        for fut in pending:
+            fut.exception()
+        if self._failure is not None:
+            raise self._failure
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        if not self._inline:
+            self._ch.close()

@@ -277,6 +277,8 @@ class Engine:
         val_event: list[int] = []
         val_value: list[float] = []
         accepted = out.accepted
+        watermark = part.watermark  # kept in a local, stored back after the loop
+        watermark_day = local_day(watermark)
         for offset, items in records:
             if offset < part.next_offset:
                 continue
@@ -300,7 +302,7 @@ class Engine:
                     plan = self._type_plan(ev.type)
                 is_figure = plan.is_figure
                 limit = late_figures if is_figure else late_events
-                if t < part.watermark - limit:
+                if t < watermark - limit:
                     out.rejected.append(
                         Rejected(
                             offset,
@@ -323,9 +325,10 @@ class Engine:
                         out.duplicates[ev.source] += 1
                         continue
                     bucket.add(identity)
-                if t > part.watermark:
-                    part.watermark = t
-                elif day < local_day(part.watermark):
+                if t > watermark:
+                    watermark = t
+                    watermark_day = day
+                elif day < watermark_day:
                     out.late[ev.source] += 1
                 out.processed[ev.source] += 1
                 accepted.append((offset, position, ev))
@@ -364,6 +367,7 @@ class Engine:
                     else:
                         g.append(v)
             part.next_offset = offset + 1
+        part.watermark = watermark
         horizon = local_day(part.watermark - late_events) - 1  # older events are too late anyway
         for d in [d for d in seen if d < horizon]:
             del seen[d]
@@ -480,7 +484,7 @@ class Engine:
         rest //= 5
         s_unit = rest % n_units
         s_spec = rest // n_units
-        specs = self.model.specs
+        spec_ids = [sp.id for sp in self.model.specs]
         units = self.units
         labels = self.period_labels
         series = part.series
@@ -496,8 +500,7 @@ class Engine:
             highs,
             strict=True,
         ):
-            sp = specs[si]
-            key = (sp.id, c, units[u], labels[p])
+            key = (spec_ids[si], c, units[u], labels[p])
             st = series.get(key)
             if st is None:
                 st = series[key] = factories[si]()

@@ -7,6 +7,8 @@ Order of writes in a flush (a crash between any two steps loses nothing and doub
   3. the values of the changed series, merged over all partitions (read from ClickHouse for the partitions
      another worker owns), and their updates on ioc.indicators;
   4. the caller acknowledges the records (Faust commits the offsets).
+The INSERTs of steps 1-3 run in that order on a second connection (ioccore.clickhouse.OrderedInserts) while
+the flush goes on computing; nothing after a failed one is written, and step 4 waits for all of them.
 On restart a partition is restored from its checkpoint, records below it are skipped, and the values of
 the series of the last checkpointed flush are recomputed (step 3 may not have happened).
 """
@@ -26,7 +28,7 @@ from typing import Any
 import msgspec
 
 from ioccore.archive import Batch, RecordRef, add_archived_many, add_dead_letter, write_batch
-from ioccore.clickhouse import ClickHouse
+from ioccore.clickhouse import ClickHouse, OrderedInserts
 from ioccore.contracts import CloudEvent, Contracts, Rejection
 from ioccore.logging import get_logger
 from ioccore.topics import EVENTS
@@ -124,6 +126,8 @@ class Processor:
         self.emitted: dict[ValueKey, tuple[int, float]] = {}
         self.pending_values: set[SeriesKey] = set()  # restored: recompute their values at the next flush
         self.levels = engine.bounds.levels
+        # The flush's INSERTs, in order, on a second connection: the server ingests while this computes.
+        self.inserts = OrderedInserts(ch)
 
     # -- partitions ---------------------------------------------------------------------------------------
     def own(self, partition: int) -> PartitionState:
@@ -209,16 +213,20 @@ class Processor:
         flush.archived = batch.accepted
         flush.dead_lettered = batch.rejected
         flush.dead_records = batch.dead_records
-        write_batch(self.ch, batch)
+        write_batch(self.inserts, batch)
+        if batch.dead_records:
+            self.inserts.wait()  # the dead-letter table before the topic
         return flush, changed
 
     @without_cycle_collector
-    def commit(self, flush: Flush, changed: dict[int, set[SeriesKey]]) -> Flush:
-        """Steps 2 and 3: checkpoint the partitions, then write the values of what changed."""
+    def commit(self, flush: Flush, changed: dict[int, set[SeriesKey]], *, settle: bool = True) -> Flush:
+        """Steps 2 and 3: checkpoint the partitions, then write the values of what changed. The values are
+        computed while the archive and checkpoint rows are being written; the writes land in order. With
+        settle=False the caller must call `settle()` before it acknowledges the records."""
         all_changed: set[SeriesKey] = set(self.pending_values)
         for p, keys in changed.items():
             part = self.parts[p]
-            store.write_partition(self.ch, self.version_set, part, keys, self.counters.get(p, {}))
+            store.write_partition(self.inserts, self.version_set, part, keys, self.counters.get(p, {}))
             written = self.written[p]
             for k in keys:
                 written[k] = part.next_offset
@@ -226,13 +234,27 @@ class Processor:
             flush.series += len(keys)
         self.pending_values.clear()
         if all_changed:
+            if len(self.parts) < self.partitions:
+                # Others own partitions: this worker's states must be in ClickHouse before it reads theirs, so
+                # that of two workers flushing at once at least one sees the other's (the values converge).
+                self.inserts.wait()
             self._refresh_foreign()
             rows, updates = self.values(all_changed)
-            store.write_values(self.ch, rows)
+            store.write_values(self.inserts, rows)
             flush.values = len(rows)
             flush.updates = updates
         self.evict()
+        if settle:
+            self.settle()
         return flush
+
+    def close(self) -> None:
+        """Stop the background writer (after the last flush settled)."""
+        self.inserts.close()
+
+    def settle(self) -> None:
+        """Wait until every write of the flush is in ClickHouse (raises if one failed for good)."""
+        self.inserts.wait()
 
     def evict(self) -> int:
         """Drop from memory the series no partition can change any more: raw-event periods that ended before
@@ -248,22 +270,23 @@ class Processor:
             return 0
         self.evicted_before = before
         evictable = self.evictable
+        last_day = period_last_day  # cached per label
 
-        def frozen(key: SeriesKey | ValueKey) -> bool:
-            return key[0] in evictable and period_last_day(key[3]) < before
+        def frozen(keys: Iterable[SeriesKey | ValueKey]) -> list[Any]:
+            return [k for k in keys if k[0] in evictable and last_day(k[3]) < before]
 
         dropped = 0
         for p, part in self.parts.items():
-            gone = [k for k in part.series if frozen(k)]
+            gone = frozen(part.series)
             written = self.written[p]
             for k in gone:
                 del part.series[k]
                 written.pop(k, None)
             dropped += len(gone)
         for cache in self.foreign.values():
-            for k in [k for k in cache if frozen(k)]:
+            for k in frozen(cache):
                 del cache[k]
-        for k in [k for k in self.emitted if frozen(k)]:
+        for k in frozen(self.emitted):
             del self.emitted[k]
         if dropped:
             log.info(
@@ -480,6 +503,23 @@ def evictable_indicators(model: Model) -> frozenset[str]:
             mixed |= leaves(r.id)
     ids = {s.id for s in model.specs} | {r.id for r in model.ratios}
     return frozenset(i for i in ids if raw_only(i) and i not in mixed)
+
+
+def flush_chunks(records: list[RecordRef], max_bytes: int) -> Iterable[list[RecordRef]]:
+    """Consecutive runs of records of at most `max_bytes` of values together (a record bigger than that
+    alone): one flush each, so that a backlog of large batch records does not hold millions of events in
+    memory at once."""
+    chunk: list[RecordRef] = []
+    size = 0
+    for rec in records:
+        n = len(rec.value or b"")
+        if chunk and size + n > max_bytes:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(rec)
+        size += n
+    if chunk:
+        yield chunk
 
 
 def encode_updates(updates: list[Update]) -> list[bytes]:

@@ -158,8 +158,11 @@ def replay(
             progress(done, total)
 
     events = 0
-    for p in range(partitions):
-        events += catch_up(proc, p, cutoffs.get(p, 0) if cutoffs else None, step)
+    try:
+        for p in range(partitions):
+            events += catch_up(proc, p, cutoffs.get(p, 0) if cutoffs else None, step)
+    finally:
+        proc.close()
     values = int(
         ch.execute("SELECT count() FROM indicator_values WHERE version_set = %(v)s", {"v": version_set})[0][0]
     )

@@ -21,6 +21,9 @@ class IndicatorSettings(BaseSettings):
     # faster than 400 (commit time per event falls with the flush size).
     flush_s: float = 1.0
     max_records: int = 4000
+    # ... split into flushes of at most this many bytes of record values (~380 bytes per event): a backlog of
+    # 500-event records would otherwise put millions of events in one flush (about 3.5 kB of memory each).
+    max_flush_bytes: int = 64 * 1024 * 1024
     log_every_s: float = 30.0
     # Log `indicators.flushed` with each owned partition's offset once its values are written (tests, bench).
     log_flushes: bool = False

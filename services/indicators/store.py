@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from ioccore.clickhouse import ClickHouse
+from ioccore.clickhouse import ClickHouse, Inserter
 from services.indicators.engine import PartitionState, SeriesKey
 from services.indicators.model import CADENCE_RANK, CADENCES, local_day
 from services.indicators.state import State
@@ -110,12 +110,12 @@ def load_partition(
 
 
 def write_partition(
-    ch: ClickHouse,
+    ch: Inserter,
     version_set: str,
     part: PartitionState,
     keys: Iterable[SeriesKey],
     counters: dict[str, list[int]],
-) -> int:
+) -> None:
     """One INSERT: the changed series and the checkpoint row, all at the partition's next_offset."""
     series = part.series
     keys = list(keys)
@@ -127,15 +127,15 @@ def write_partition(
         "unit": [k[2] for k in keys] + [""],
         "period": [k[3] for k in keys] + [""],
         "kind": [st.kind for st in states] + ["checkpoint"],
-        "state": [encode(st.dump()).decode() for st in states]
-        + [encode({"watermark": part.watermark, "counters": counters}).decode()],
+        "state": [encode(st.dump()) for st in states]  # UTF-8 bytes, written as they are
+        + [encode({"watermark": part.watermark, "counters": counters})],
     }
     n = len(keys) + 1
     cols["version_set"] = [version_set] * n
     cols["partition"] = [part.partition] * n
     cols["next_offset"] = [part.next_offset] * n
     cols["written_at"] = [int(time.time())] * n
-    return ch.insert(PARTIALS, cols)
+    ch.insert(PARTIALS, cols)
 
 
 def read_partition_since(
@@ -229,10 +229,9 @@ VALUE_COLUMNS = (
 )
 
 
-def write_values(ch: ClickHouse, rows: list[tuple[Any, ...]]) -> int:
-    if not rows:
-        return 0
-    return ch.insert(VALUES, dict(zip(VALUE_COLUMNS, zip(*rows, strict=True), strict=True)))
+def write_values(ch: Inserter, rows: list[tuple[Any, ...]]) -> None:
+    if rows:
+        ch.insert(VALUES, dict(zip(VALUE_COLUMNS, zip(*rows, strict=True), strict=True)))
 
 
 def read_values(ch: ClickHouse, version_set: str) -> dict[tuple[str, str, str, str], float]:

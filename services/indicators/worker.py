@@ -26,7 +26,7 @@ from ioccore.topics import DEADLETTER, EVENTS, INDICATORS, load_topics
 from services.indicators import store
 from services.indicators.engine import Engine, Lateness
 from services.indicators.model import boundaries, compile_model
-from services.indicators.processor import Processor, encode_updates
+from services.indicators.processor import Flush, Processor, encode_updates, flush_chunks
 from services.indicators.settings import IndicatorSettings
 
 log = get_logger("services.indicators")
@@ -78,10 +78,30 @@ def _follow_active_version(proc: Processor, settings: IndicatorSettings) -> Proc
     if active is None or active["version_set"] == proc.version_set:
         return proc
     new = build_processor(settings, proc.ch)
+    proc.close()
     for p in sorted(proc.parts):
         n = catch_up(new, p)
         log.info("indicators.version_switched", version_set=new.version_set, partition=p, caught_up_events=n)
     return new
+
+
+async def _flush(proc: Processor, producer: Any, records: list[RecordRef]) -> Flush:
+    """One flush (see services.indicators.processor): the dead letters are sent once in their table, the
+    updates once the values are in ClickHouse; the caller acknowledges the records after it returns."""
+    flush, changed = await asyncio.to_thread(proc.ingest, records)
+    for key, raw, reason in flush.dead_records:
+        await producer.send(DEADLETTER, key, raw, None, None, [("reason", reason.encode()[:4000])])
+    flush = await asyncio.to_thread(proc.commit, flush, changed, settle=False)
+    # encoded while the values are being written
+    records_out = [
+        (unit.encode(), record) for unit, ups in flush.updates.items() for record in encode_updates(ups)
+    ]
+    await asyncio.to_thread(proc.settle)
+    futures = [await producer.send(INDICATORS, key, record, None, None, None) for key, record in records_out]
+    if futures:
+        await asyncio.gather(*futures)
+    await producer.flush()
+    return flush
 
 
 def create_app(settings: IndicatorSettings | None = None) -> Any:
@@ -119,26 +139,17 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
                 )
                 for e in batch
             ]
-            try:
-                flush, changed = await asyncio.to_thread(proc.ingest, records)
-                for key, raw, reason in flush.dead_records:
-                    await producer.send(
-                        DEADLETTER, key, raw, None, None, [("reason", reason.encode()[:4000])]
-                    )
-                flush = await asyncio.to_thread(proc.commit, flush, changed)
-                futures = [
-                    await producer.send(INDICATORS, unit.encode(), record, None, None, None)
-                    for unit, ups in flush.updates.items()
-                    for record in encode_updates(ups)
-                ]
-                if futures:
-                    await asyncio.gather(*futures)
-                await producer.flush()
-            except Exception:
-                # ClickHouse statements wait out an outage (worker_clickhouse_ride_out_s); past that, or on any
-                # other failure, state in memory may be ahead of ClickHouse: stop, restart from the checkpoints.
-                log.exception("indicators.flush_failed")
-                os._exit(3)
+            for chunk in flush_chunks(records, settings.max_flush_bytes):
+                try:
+                    flush = await _flush(proc, producer, chunk)
+                except Exception:
+                    # ClickHouse statements wait out an outage (worker_clickhouse_ride_out_s); past that, or on
+                    # any other failure, state in memory may be ahead of ClickHouse: stop, restart from the
+                    # checkpoints.
+                    log.exception("indicators.flush_failed")
+                    os._exit(3)
+                for k in totals:
+                    totals[k] += getattr(flush, k)
             # What the flush kept (series states, mostly) leaves the collector's generations: collections
             # between flushes walk only new objects. States are freed by reference counting when evicted; a
             # full collection now and then catches any cyclic garbage among the frozen ones.
@@ -152,8 +163,6 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
                     "indicators.flushed",
                     values_through={str(p): s.next_offset for p, s in proc.parts.items()},
                 )
-            for k in totals:
-                totals[k] += getattr(flush, k)
             if time.monotonic() - last_log >= settings.log_every_s:
                 log.info("indicators.progress", **totals)
                 last_log = time.monotonic()

@@ -100,3 +100,45 @@ def test_raw_bytes_survive_in_dead_letters(clickhouse):
         },
     )
     assert clickhouse.execute("SELECT hex(raw) FROM dead_letters") == [(raw.hex().upper(),)]
+
+
+def _archive_rows(ids, data):
+    n = len(ids)
+    t = dt.datetime(2026, 1, 5, 1, 15, 0, tzinfo=dt.UTC)
+    return {
+        "source": ["/s"] * n,
+        "id": list(ids),
+        "type": ["vn.binhduong.x.y"] * n,
+        "subject": ["74"] * n,
+        "time": [t] * n,
+        "time_ms": [0] * n,
+        "received_at": [t] * n,
+        "topic": ["ioc.events"] * n,
+        "partition": [0] * n,
+        "offset": list(range(n)),
+        "data": list(data),
+    }
+
+
+def test_ordered_inserts_land_in_order_and_nothing_after_a_failure(clickhouse):
+    """The indicators worker writes archive rows, then checkpoints, then values, in the background: a write
+    that fails must keep every later one out (a checkpoint never lands without the rows before it)."""
+    from ioccore.clickhouse import OrderedInserts
+
+    inserts = OrderedInserts(clickhouse)
+    try:
+        # UTF-8 bytes (as the worker passes JSON) and str land as the same text
+        inserts.insert(
+            "events_archive", _archive_rows(["a1", "a2"], [b'{"t\xc3\xaan":"M\xe1\xbb\x99t"}', "{}"])
+        )
+        inserts.insert("no_such_table", {"x": [1]})
+        inserts.insert("events_archive", _archive_rows(["after"], ["{}"]))
+        with pytest.raises(Exception, match="no_such_table"):
+            inserts.wait()
+        inserts.insert("events_archive", _archive_rows(["later"], ["{}"]))
+        with pytest.raises(Exception, match="no_such_table"):  # and it stays failed
+            inserts.wait()
+    finally:
+        inserts.close()
+    rows = clickhouse.execute("SELECT id, data FROM events_archive ORDER BY id")
+    assert rows == [("a1", '{"tên":"Một"}'), ("a2", "{}")]
