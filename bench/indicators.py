@@ -71,7 +71,23 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _worker_run(ends: dict[int, int], log_path: Path) -> tuple[float, float, int, float]:
+def _phases(log_text: str) -> dict[str, float]:
+    """Seconds per flush phase, summed over the worker's `indicators.flushed` lines."""
+    out: dict[str, float] = {}
+    for line in log_text.splitlines():
+        start = line.find('{"values_through"')
+        if start < 0:
+            continue
+        try:
+            doc = json.loads(line[start:])
+        except ValueError:
+            continue
+        for k, v in doc.get("phases_s", {}).items():
+            out[k] = out.get(k, 0.0) + float(v)
+    return {k: round(v, 2) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
+
+
+def _worker_run(ends: dict[int, int], log_path: Path) -> tuple[float, float, int, float, dict[str, float]]:
     ch = connect()
     want = {p: o for p, o in ends.items() if o}
     with open(log_path, "wb") as log:
@@ -104,7 +120,7 @@ def _worker_run(ends: dict[int, int], log_path: Path) -> tuple[float, float, int
         cpu = _cpu_s(proc.pid) - cpu0
         rss = _peak_rss_mb(proc.pid)
         values = int(ch.execute("SELECT count() FROM indicator_values FINAL")[0][0])
-        return elapsed, rss, values, cpu
+        return elapsed, rss, values, cpu, _phases(log_path.read_text(errors="replace"))
     finally:
         stop_processes([proc], timeout_s=15)
 
@@ -119,7 +135,9 @@ def run(events: int = 200_000) -> dict[str, Any]:
         )  # fmt: skip
         ends = asyncio.run(end_offsets(EVENTS))
         n, baseline = asyncio.run(_baseline())
-        elapsed, rss, values, cpu = _worker_run(ends, Path(os.environ["IOC_HOME"]) / "indicators-worker.log")
+        elapsed, rss, values, cpu, phases = _worker_run(
+            ends, Path(os.environ["IOC_HOME"]) / "indicators-worker.log"
+        )
     rate = n / elapsed if elapsed > 0 else float("nan")
     return {
         "events": n,
@@ -132,6 +150,8 @@ def run(events: int = 200_000) -> dict[str, Any]:
         # the worker's own CPU (all its threads) over the same span: steadier than the rate on a shared machine
         "worker_cpu_s": round(cpu, 1),
         "events_per_cpu_s": round(n / cpu) if cpu > 0 else None,
+        # where the flushes' time went (wall seconds per phase; wait_clickhouse: for writes still running)
+        "phases_s": phases,
     }
 
 

@@ -68,6 +68,14 @@ class Flush:
     values: int = 0
     dead_records: list[tuple[bytes | None, bytes, str]] = field(default_factory=list)
     updates: dict[str, list[Update]] = field(default_factory=dict)  # unit -> updates
+    # seconds spent per phase (decode, engine, archive_rows, state_rows, values, evict, wait_clickhouse)
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def timed(self, phase: str, since: float) -> float:
+        """Add the time since `since` to `phase`; returns now (for the next phase)."""
+        now = time.perf_counter()
+        self.phases[phase] = self.phases.get(phase, 0.0) + now - since
+        return now
 
 
 ValueKey = tuple[str, int, str, str]
@@ -169,6 +177,7 @@ class Processor:
         """Steps 1a: decode, apply to partition states, build archive and dead-letter rows, write them."""
         now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
         flush = Flush(records=len(records))
+        t = time.perf_counter()
         batch = Batch()
         by_partition: dict[int, list[tuple[RecordRef, list[tuple[int, CloudEvent]]]]] = defaultdict(list)
         for rec in records:
@@ -184,11 +193,13 @@ class Processor:
                     c = self._counter(rec.partition, item.source)
                     c[1] += 1
             by_partition[rec.partition].append((rec, good))
+        t = flush.timed("decode", t)
         changed: dict[int, set[SeriesKey]] = {}
         for p, recs in by_partition.items():
             part = self.parts[p]
             refs = {rec.offset: rec for rec, _ in recs}
             applied = self.engine.apply(part, [(rec.offset, good) for rec, good in recs])
+            t = flush.timed("engine", t)
             add_archived_many(batch, [(refs[offset], ev) for offset, _position, ev in applied.accepted], now)
             for rej in applied.rejected:
                 ev = rej.event
@@ -209,6 +220,7 @@ class Processor:
             flush.late += sum(applied.late.values())
             flush.duplicates += sum(applied.duplicates.values())
             changed[p] = applied.changed
+            t = flush.timed("archive_rows", t)
         flush.events = batch.accepted + batch.rejected + flush.duplicates
         flush.archived = batch.accepted
         flush.dead_lettered = batch.rejected
@@ -216,6 +228,7 @@ class Processor:
         write_batch(self.inserts, batch)
         if batch.dead_records:
             self.inserts.wait()  # the dead-letter table before the topic
+        flush.timed("archive_rows", t)
         return flush, changed
 
     @without_cycle_collector
@@ -223,6 +236,7 @@ class Processor:
         """Steps 2 and 3: checkpoint the partitions, then write the values of what changed. The values are
         computed while the archive and checkpoint rows are being written; the writes land in order. With
         settle=False the caller must call `settle()` before it acknowledges the records."""
+        t = time.perf_counter()
         all_changed: set[SeriesKey] = set(self.pending_values)
         for p, keys in changed.items():
             part = self.parts[p]
@@ -233,6 +247,7 @@ class Processor:
             all_changed |= keys
             flush.series += len(keys)
         self.pending_values.clear()
+        t = flush.timed("state_rows", t)
         if all_changed:
             if len(self.parts) < self.partitions:
                 # Others own partitions: this worker's states must be in ClickHouse before it reads theirs, so
@@ -243,18 +258,23 @@ class Processor:
             store.write_values(self.inserts, rows)
             flush.values = len(rows)
             flush.updates = updates
+        t = flush.timed("values", t)
         self.evict()
+        flush.timed("evict", t)
         if settle:
-            self.settle()
+            self.settle(flush)
         return flush
 
     def close(self) -> None:
         """Stop the background writer (after the last flush settled)."""
         self.inserts.close()
 
-    def settle(self) -> None:
+    def settle(self, flush: Flush | None = None) -> None:
         """Wait until every write of the flush is in ClickHouse (raises if one failed for good)."""
+        t = time.perf_counter()
         self.inserts.wait()
+        if flush is not None:
+            flush.timed("wait_clickhouse", t)
 
     def evict(self) -> int:
         """Drop from memory the series no partition can change any more: raw-event periods that ended before
