@@ -8,6 +8,7 @@ any worker, any batching and any restart reach the same state. No I/O here.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ class Applied:
     late: Counter = field(default_factory=Counter)
     dead_lettered: Counter = field(default_factory=Counter)
     duplicates: Counter = field(default_factory=Counter)  # re-sent events dropped (not archived again)
+    first_day: float = math.inf  # the earliest local day of the raw events applied (figures aside)
 
 
 def state_kind(spec: Spec) -> str:
@@ -371,6 +373,10 @@ class Engine:
         horizon = local_day(part.watermark - late_events) - 1  # older events are too late anyway
         for d in [d for d in seen if d < horizon]:
             del seen[d]
+        if ev_day:
+            out.first_day = min(ev_day)
+        if list_groups:
+            out.first_day = min(out.first_day, min(day for _, _, day in list_groups))
         if ev_sig:
             self._aggregate(part, out.changed, ev_subject, ev_day, ev_sig, val_spec, val_event, val_value)
         series = part.series

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import gc
+import math
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -131,6 +132,8 @@ class Processor:
         self.foreign_watermark: dict[int, float] = {}
         self.evictable = evictable_indicators(self.model)
         self.evicted_before = 0  # local day: series of raw-event periods ending before it are out of memory
+        # A lower bound of the last day of every evictable series in memory: below it, evict has nothing to do.
+        self.lowest_last_day = math.inf
         self.emitted: dict[ValueKey, tuple[int, float]] = {}
         self.pending_values: set[SeriesKey] = set()  # restored: recompute their values at the next flush
         self.levels = engine.bounds.levels
@@ -148,6 +151,8 @@ class Processor:
                 self.ch, EVENTS, partition, part.next_offset, part.watermark - self.engine.lateness.events_s
             )
             self.parts[partition] = part
+            if part.series:
+                self.lowest_last_day = -math.inf  # restored states: any period
             self.written[partition] = written
             self.counters[partition] = {k: v + [0] * (4 - len(v)) for k, v in counters.items()}
             self.foreign.pop(partition, None)
@@ -217,6 +222,7 @@ class Processor:
                 self._counter(p, source)[2] += n
             for source, n in applied.duplicates.items():
                 self._counter(p, source)[3] += n
+            self.lowest_last_day = min(self.lowest_last_day, applied.first_day)
             flush.late += sum(applied.late.values())
             flush.duplicates += sum(applied.duplicates.values())
             changed[p] = applied.changed
@@ -287,6 +293,9 @@ class Processor:
         if before <= self.evicted_before:
             return 0
         self.evicted_before = before
+        if before <= self.lowest_last_day:
+            return 0  # every period in memory ends on or after `before`
+        self.lowest_last_day = before  # what stays ends on or after it
         evictable = self.evictable
         last_day = period_last_day  # cached per label
 
@@ -317,6 +326,7 @@ class Processor:
         """Apply events read back from the archive (already valid and archived): replay and catch-up."""
         part = self.own(partition)
         applied = self.engine.apply(part, records)
+        self.lowest_last_day = min(self.lowest_last_day, applied.first_day)
         for source, n in applied.processed.items():
             self._counter(partition, source)[0] += n
         for source, n in applied.late.items():
@@ -349,6 +359,8 @@ class Processor:
             cache = self.foreign.setdefault(p, {})
             for key, at, st in rows:
                 cache[key] = (at, st)
+            if rows:
+                self.lowest_last_day = -math.inf
             self.foreign_at[p] = checkpoint
             if watermark is not None:
                 self.foreign_watermark[p] = watermark
