@@ -10,12 +10,15 @@ the tests below hold them to fastjsonschema's reading of the same schema, value 
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import random
+import re
 
 import fastjsonschema
 import msgspec
 import pytest
+from fastjsonschema.draft07 import CodeGeneratorDraft07
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -448,3 +451,61 @@ def _leaves(value):
 def test_schema_forms_msgspec_cannot_state_keep_fastjsonschema(schema):
     with pytest.raises(Unmapped):
         data_type({"$schema": DRAFT7, **schema}, "Synthetic")
+
+
+def test_time_is_taken_exactly_as_the_schema_takes_it():
+    """The fast path leaves `time` to msgspec's RFC 3339 parser (and refuses a space) instead of the schema's
+    date-time regex. Every combination of these parts, near each edge of either, must be decided the same way as
+    on the schema path (regex, then msgspec's parse in to_event: year 0000, a leap second or Arabic-Indic digits
+    pass the regex, not the parse, and are refused on both paths)."""
+    example = BY_TYPE["vn.binhduong.environment.wastewater.monitored"]
+    dates = ["2026-01-05", "2024-02-29", "2026-02-29", "1900-02-29", "2000-02-29", "0000-01-01", "2026-13-01"]
+    dates += [
+        "2026-00-10",
+        "2026-04-31",
+        "2026-04-30",
+        "\u0662\u0660\u0662\u0666-01-05",
+        "2026-1-05",
+        "20260105",
+    ]
+    separators = ["T", "t", " ", "_", "", "TT", "\n"]
+    clocks = [
+        "08:15:00",
+        "23:59:59",
+        "24:00:00",
+        "08:15:60",
+        "08:15",
+        "08:60:00",
+        "8:15:00",
+        "081500",
+        "08:15:0x",
+    ]
+    fractions = ["", ".1", ".123456", ".1234567", ".9999999", ".", ".x", ",5", ".1.2"]
+    offsets = [
+        "",
+        "Z",
+        "z",
+        "+07:00",
+        "-07:00",
+        "+0700",
+        "+07",
+        "+24:00",
+        "+23:59",
+        "+07:60",
+        "+07:00Z",
+        "+07:00 ",
+    ]
+    offsets += ["\n", "+07:00\n", "\x00+07:00", "+07:0", "+7:00", "-00:00", "ZZ", "UTC"]
+    regex = re.compile(CodeGeneratorDraft07.FORMAT_REGEXS["date-time"])
+    taken = 0
+    for parts in itertools.product(dates, separators, clocks, fractions, offsets):
+        time = "".join(parts)
+        raw = json.dumps({**example, "time": time}).encode()
+        fast = CONTRACTS._fast(raw)
+        checked = list(CONTRACTS._checked(raw))
+        assert (fast is not None) == isinstance(checked[0], CloudEvent), (time, checked)
+        if fast is not None:
+            taken += 1
+            assert regex.search(time), f"fast path took {time!r}, which the date-time format refuses"
+            _same(fast, checked)
+    assert taken > 500
