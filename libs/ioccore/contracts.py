@@ -395,7 +395,11 @@ def typed_envelope(schema: dict[str, Any], data_schemas: dict[str, dict[str, Any
             patterns.append((name, re.compile(_regex(prop["pattern"]))))
         parsed = name == "time" and prop.get("format") == "date-time"  # see TypedEnvelope.valid
         try:
-            kind = Literal[prop["const"]] if "const" in prop else _string(prop, False, with_format=not parsed)
+            kind = (
+                Literal[prop["const"]]
+                if "const" in prop
+                else _string(prop, with_pattern=False, with_format=not parsed)
+            )
         except Unmapped:
             return None
         fields.append((name, kind) if name in required else (name, kind | msgspec.UnsetType, msgspec.UNSET))
@@ -432,7 +436,9 @@ def typed_envelope(schema: dict[str, Any], data_schemas: dict[str, dict[str, Any
     event = Union[tuple(members)]  # noqa: UP007
     return TypedEnvelope(
         msgspec.json.Decoder(list[event] | event),  # type: ignore[valid-type]
-        msgspec.json.Decoder(list[CloudEvent] | CloudEvent, strict=False),  # as to_event converts
+        # strict: lax msgspec reads a numeric string as a Unix time ("1700000000"); the schema refuses it, and
+        # what the schema takes (RFC 3339) both modes read alike (to_event converts lax, after the schema)
+        msgspec.json.Decoder(list[CloudEvent] | CloudEvent),
         patterns,
         by_schema,
     )
