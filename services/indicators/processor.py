@@ -474,6 +474,9 @@ class Processor:
                         ),
                     )
                 )
+        # value_of refers to itself (recursion): a cycle, with the memo in it, that only a full collection frees,
+        # and the worker freezes what a flush leaves (worker.py). Free the memo now; the cycle left is small.
+        memo.clear()
         return rows, updates
 
 
