@@ -22,6 +22,7 @@ from typing import Any
 
 from bench._stack import private_stack
 from ioccore.kafka import end_offsets
+from ioccore.logging import json_records
 from ioccore.settings import REPO_ROOT, get_settings
 from ioccore.testing import stop_processes
 from ioccore.topics import HOTLINE_CALLS
@@ -35,14 +36,7 @@ BACKLOG_DAYS = 3
 
 def _flushes(log_path: Path) -> list[tuple[float, dict[int, int]]]:
     out = []
-    for line in log_path.read_text(errors="replace").splitlines():
-        start = line.find('{"written_through"')
-        if start < 0:
-            continue
-        try:
-            doc = json.loads(line[start:])
-        except ValueError:
-            continue
+    for doc in json_records(log_path.read_text(errors="replace"), "written_through"):
         t = dt.datetime.fromisoformat(doc["timestamp"].replace("Z", "+00:00")).timestamp()
         out.append((t, {int(p): int(o) for p, o in doc["written_through"].items()}))
     return out

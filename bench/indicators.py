@@ -19,9 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._stack import private_stack
+from bench._stack import private_stack, proc_stat
 from ioccore.clickhouse import connect
 from ioccore.kafka import end_offsets
+from ioccore.logging import json_records
 from ioccore.settings import REPO_ROOT
 from ioccore.testing import stop_processes
 from ioccore.topics import EVENTS
@@ -64,24 +65,10 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process has used so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _phases(log_text: str) -> dict[str, float]:
     """Seconds per flush phase, summed over the worker's `indicators.flushed` lines."""
     out: dict[str, float] = {}
-    for line in log_text.splitlines():
-        start = line.find('{"values_through"')
-        if start < 0:
-            continue
-        try:
-            doc = json.loads(line[start:])
-        except ValueError:
-            continue
+    for doc in json_records(log_text, "values_through"):
         for k, v in doc.get("phases_s", {}).items():
             out[k] = out.get(k, 0.0) + float(v)
     return {k: round(v, 2) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
@@ -109,7 +96,7 @@ def _worker_run(ends: dict[int, int], log_path: Path) -> tuple[float, float, int
             text = log_path.read_text(errors="replace")
             if t0 is None and "indicators.partition_restored" in text:
                 t0 = time.monotonic()
-                cpu0 = _cpu_s(proc.pid)
+                cpu0 = proc_stat(proc.pid)[1]
             done = values_through(text)
             if all(done.get(p, 0) >= o for p, o in want.items()):
                 break
@@ -117,7 +104,7 @@ def _worker_run(ends: dict[int, int], log_path: Path) -> tuple[float, float, int
                 raise RuntimeError(f"the worker exited with {proc.returncode}; see {log_path}")
             time.sleep(0.05)
         elapsed = time.monotonic() - (t0 or time.monotonic())
-        cpu = _cpu_s(proc.pid) - cpu0
+        cpu = proc_stat(proc.pid)[1] - cpu0
         rss = _peak_rss_mb(proc.pid)
         values = int(ch.execute("SELECT count() FROM indicator_values FINAL")[0][0])
         return elapsed, rss, values, cpu, _phases(log_path.read_text(errors="replace"))

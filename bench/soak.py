@@ -32,6 +32,7 @@ from typing import Annotated, Any
 
 import typer
 
+from bench._stack import proc_stat
 from ioccore.supervisor import SIMULATED_DAY_S
 
 OUT_DIR = Path(__file__).resolve().parent / "soak"
@@ -421,11 +422,7 @@ class Resources:
     def _one(self, pid: int) -> tuple[float, float] | None:
         """(RSS bytes, CPU seconds) of one process."""
         try:
-            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            tick = os.sysconf("SC_CLK_TCK")
-            cpu = (int(stat[11]) + int(stat[12])) / tick
-            rss = int(stat[21]) * os.sysconf("SC_PAGE_SIZE")
-            return rss, cpu
+            return proc_stat(pid)
         except (OSError, IndexError, ValueError):
             return None
 

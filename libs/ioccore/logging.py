@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from collections.abc import Iterator
+from typing import Any
 
 import structlog
 
@@ -68,3 +71,18 @@ def bind_event(event_id: str, event_type: str | None = None) -> None:
 
 def unbind_event() -> None:
     structlog.contextvars.unbind_contextvars("event_id", "event_type")
+
+
+def json_records(text: str, first_key: str) -> Iterator[dict[str, Any]]:
+    """The JSON log records in a process's output whose first key is `first_key` (tests and benchmarks read
+    workers' progress this way). Faust's log handler may prefix the JSON with a time and a level; lines that
+    are not JSON are skipped."""
+    marker = '{"' + first_key + '"'
+    for line in text.splitlines():
+        start = line.find(marker)
+        if start < 0:
+            continue
+        try:
+            yield json.loads(line[start:])
+        except ValueError:
+            continue

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import os
 import time
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 from ioccore.archive import RecordRef
 from ioccore.catalog import load_catalog
 from ioccore.clickhouse import connect
-from ioccore.logging import get_logger
+from ioccore.logging import get_logger, json_records
 from ioccore.settings import get_settings
 from ioccore.streams import make_app
 from ioccore.topics import DEADLETTER, EVENTS, INDICATORS, load_topics
@@ -56,14 +55,7 @@ def values_through(log_text: str) -> dict[int, int]:
     """From the JSON log lines of workers run with IOC_INDICATORS_LOG_FLUSHES=true: partition -> the offset
     below which every record's values are written (the most any worker reported)."""
     out: dict[int, int] = {}
-    for line in log_text.splitlines():
-        start = line.find('{"values_through"')
-        if start < 0:
-            continue  # (Faust's log handler may prefix the JSON with a time and a level)
-        try:
-            doc = json.loads(line[start:])
-        except ValueError:
-            continue
+    for doc in json_records(log_text, "values_through"):
         for p, off in doc.get("values_through", {}).items():
             out[int(p)] = max(out.get(int(p), 0), int(off))
     return out

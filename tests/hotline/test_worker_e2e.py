@@ -17,6 +17,7 @@ import pytest
 
 from ioccore.contracts import load_contracts
 from ioccore.kafka import consumer, end_offsets, producer
+from ioccore.logging import json_records
 from ioccore.settings import REPO_ROOT
 from ioccore.testing import fresh_clickhouse, spawn_ioc, stop_processes
 from ioccore.topics import DEADLETTER, EVENTS, HOTLINE_CALLS, HOTLINE_LIVE
@@ -45,14 +46,7 @@ async def _read(topic: str) -> list:
 
 def _written_through(log: str) -> dict[int, int]:
     out: dict[int, int] = {}
-    for line in log.splitlines():
-        start = line.find('{"written_through"')
-        if start < 0:
-            continue
-        try:
-            doc = json.loads(line[start:])
-        except ValueError:
-            continue
+    for doc in json_records(log, "written_through"):
         for p, off in doc["written_through"].items():
             out[int(p)] = max(out.get(int(p), 0), int(off))
     return out
