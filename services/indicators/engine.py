@@ -18,6 +18,20 @@ import msgspec
 import numpy as np
 
 from ioccore.contracts import CloudEvent
+from services.indicators.columns import (
+    CADENCE_SHIFT,
+    IND_SHIFT,
+    MAX_PERIODS,
+    MAX_UNITS,
+    OBJECT,
+    RATIO,
+    SUMMARISED,
+    UNIT_SHIFT,
+    Summaries,
+    no_codes,
+    series_codes,
+    split_codes,
+)
 from services.indicators.model import (
     CADENCE_RANK,
     CADENCES,
@@ -29,6 +43,8 @@ from services.indicators.model import (
     local_day,
     parse_period,
     period_labels,
+    period_last_day,
+    period_start,
 )
 from services.indicators.state import KINDS, State, new_state
 
@@ -48,9 +64,10 @@ class Lateness:
 @dataclass
 class PartitionState:
     partition: int
-    next_offset: int = 0  # every record below this offset is in `series`
+    next_offset: int = 0  # every record below this offset is in the states
     watermark: float = 0.0  # newest event time seen (epoch seconds)
-    series: dict[SeriesKey, State] = field(default_factory=dict)
+    series: dict[SeriesKey, State] = field(default_factory=dict)  # states kept as objects (see columns.py)
+    summaries: Summaries = field(default_factory=Summaries)  # the summarised measures' states, by series code
     # (source, id) of the raw events counted, per local day of event time, within the lateness window: a
     # re-sent event (same identity, new offset) is counted once. Rebuilt from the archive on restore.
     seen: dict[int, set[tuple[str, str]]] = field(default_factory=dict)
@@ -68,7 +85,8 @@ class Rejected:
 class Applied:
     accepted: list[tuple[int, int, CloudEvent]] = field(default_factory=list)  # (offset, position, event)
     rejected: list[Rejected] = field(default_factory=list)
-    changed: set[SeriesKey] = field(default_factory=set)
+    changed: set[SeriesKey] = field(default_factory=set)  # series kept as objects
+    changed_codes: Any = field(default_factory=no_codes)  # summarised series (sorted codes)
     processed: Counter = field(default_factory=Counter)  # per source
     late: Counter = field(default_factory=Counter)
     dead_lettered: Counter = field(default_factory=Counter)
@@ -243,6 +261,134 @@ class Engine:
         self.factories = [KINDS[state_kind(s)] for s in specs]
         self.period_index: dict[str, int] = {}
         self.period_labels: list[str] = []
+        # Series codes (columns.py): indicators (specs, then ratios) and units by number.
+        self.indicator_ids = list(dict.fromkeys([s.id for s in specs] + [r.id for r in model.ratios]))
+        self.indicator_index = {i: n for n, i in enumerate(self.indicator_ids)}
+        self.spec_indicator = np.array([self.indicator_index[s.id] for s in specs] or [0], np.int64)
+        self.unit_index = unit_index
+        kinds, scales = [], []
+        for i in self.indicator_ids:
+            got = model.by_id[i]
+            if isinstance(got, Ratio):
+                kinds.append(RATIO)
+            else:
+                kinds.append(OBJECT if got.reported else SUMMARISED.get(got.measure, OBJECT))
+            scales.append(got.scale if not isinstance(got, Ratio) and got.measure == "on_time_rate" else 1.0)
+        self.indicator_kind = np.array(kinds, np.int8)
+        self.indicator_scale = np.array(scales, np.float64)
+        self.indicator_names = np.array(self.indicator_ids + [""], object)[:-1]
+        self.indicator_fields = np.array(
+            [model.fields.get(i, "") for i in self.indicator_ids] + [""], object
+        )[:-1]
+        # Ratios by number: numerator and denominator numbers (-1: not a ratio, or unknown), scale; and the
+        # ratios computed from each indicator: (ratio number, cadence mask, scopes).
+        size = len(self.indicator_ids)
+        self.ratio_numerator = np.full(size, -1, np.int64)
+        self.ratio_denominator = np.full(size, -1, np.int64)
+        self.ratio_scale = np.ones(size)
+        self.ratios_of: dict[int, list[tuple[int, Any, frozenset[str]]]] = {}
+        index = self.indicator_index
+        for r in model.ratios:
+            i = index[r.id]
+            self.ratio_numerator[i] = index.get(r.numerator, -1)
+            self.ratio_denominator[i] = index.get(r.denominator, -1)
+            self.ratio_scale[i] = r.scale
+        for part_id, ratios in model.ratios_of.items():
+            if part_id in index:
+                for r in ratios:
+                    mask = np.zeros(8, bool)
+                    mask[list(r.cadences)] = True
+                    self.ratios_of.setdefault(index[part_id], []).append((index[r.id], mask, r.scopes))
+        self._period_arrays: tuple[Any, ...] = ()
+        self._unit_arrays: tuple[Any, ...] = ()
+
+    # -- series codes (columns.py) ----------------------------------------------------------------------------
+    def period_id(self, label: str) -> int:
+        got = self.period_index.get(label)
+        if got is None:
+            got = self.period_index[label] = len(self.period_labels)
+            if got >= MAX_PERIODS:
+                raise OverflowError("more than 2^24 period labels")
+            self.period_labels.append(label)
+        return got
+
+    def unit_id(self, unit: str) -> int:
+        got = self.unit_index.get(unit)
+        if got is None:
+            got = self.unit_index[unit] = len(self.units)
+            if got >= MAX_UNITS:
+                raise OverflowError("more than 2^16 units")
+            self.units.append(unit)
+        return got
+
+    def is_summarised(self, indicator_id: str) -> bool:
+        i = self.indicator_index.get(indicator_id)
+        return i is not None and OBJECT < self.indicator_kind[i] < RATIO
+
+    def code_of(self, key: SeriesKey) -> int:
+        indicator, cadence, unit, period = key
+        ind = self.indicator_index[indicator]
+        return (
+            (ind << IND_SHIFT)
+            | (self.unit_id(unit) << UNIT_SHIFT)
+            | (cadence << CADENCE_SHIFT)
+            | self.period_id(period)
+        )
+
+    def codes_of(self, keys: Iterable[SeriesKey]) -> Any:
+        """Series keys -> sorted unique codes."""
+        return np.unique(np.fromiter(map(self.code_of, keys), np.int64))
+
+    def keys_of(self, codes: Any) -> list[SeriesKey]:
+        ind, unit, cadence, period = split_codes(codes)
+        ids, units, labels = self.indicator_ids, self.units, self.period_labels
+        return [
+            (ids[i], c, units[u], labels[p])
+            for i, c, u, p in zip(ind.tolist(), cadence.tolist(), unit.tolist(), period.tolist(), strict=True)
+        ]
+
+    def period_arrays(self) -> tuple[Any, Any, Any]:
+        """(labels, first days, last day numbers) of the periods by number, as numpy arrays (object, object,
+        int64); rebuilt when periods were added."""
+        n = len(self.period_labels)
+        if not self._period_arrays or len(self._period_arrays[0]) != n:
+            labels = np.array(self.period_labels + [""], object)[:n]
+            self._period_arrays = (
+                labels,
+                np.array([period_start(x) for x in self.period_labels] + [None], object)[:n],
+                np.fromiter((period_last_day(x) for x in self.period_labels), np.int64, n),
+            )
+        return self._period_arrays  # type: ignore[return-value]
+
+    def unit_arrays(self) -> tuple[Any, Any]:
+        """(codes, levels) of the units by number, as numpy object arrays."""
+        n = len(self.units)
+        if not self._unit_arrays or len(self._unit_arrays[0]) != n:
+            levels = self.bounds.levels
+            self._unit_arrays = (
+                np.array(self.units + [""], object)[:n],
+                np.array([levels.get(u, "") for u in self.units] + [""], object)[:n],
+            )
+        return self._unit_arrays  # type: ignore[return-value]
+
+    def series_of(self, part: PartitionState) -> dict[SeriesKey, State]:
+        """Every state of a partition as a state object (for inspection and tests; the hot path keeps the
+        summarised ones as columns)."""
+        out = dict(part.series)
+        t = part.summaries
+        c = t.cols
+        for key, n, total, low, high in zip(
+            self.keys_of(t.codes),
+            c["n"].tolist(),
+            c["total"].tolist(),
+            c["low"].tolist(),
+            c["high"].tolist(),
+            strict=True,
+        ):
+            st = self.make_state(key[0])
+            st.add_summary(n, total, low, high)
+            out[key] = st
+        return out
 
     def make_state(self, indicator_id: str) -> State:
         return make_state(self.spec_of_index[indicator_id])
@@ -378,7 +524,9 @@ class Engine:
         if list_groups:
             out.first_day = min(out.first_day, min(day for _, _, day in list_groups))
         if ev_sig:
-            self._aggregate(part, out.changed, ev_subject, ev_day, ev_sig, val_spec, val_event, val_value)
+            out.changed_codes = self._aggregate(
+                part, ev_subject, ev_day, ev_sig, val_spec, val_event, val_value
+            )
         series = part.series
         changed = out.changed
         specs = self.model.specs
@@ -408,15 +556,15 @@ class Engine:
     def _aggregate(
         self,
         part: PartitionState,
-        changed: set[SeriesKey],
         ev_subject: list[int],
         ev_day: list[int],
         ev_sig: list[int],
         val_spec: list[int],
         val_event: list[int],
         val_value: list[float],
-    ) -> None:
-        """The batch's numbers -> (count, sum, min, max) per changed series, added to their states."""
+    ) -> Any:
+        """The batch's numbers -> (count, sum, min, max) per changed series, added to the partition's summaries.
+        Returns the codes of the series changed (sorted)."""
         n_events = len(ev_sig)
         subj = np.fromiter(ev_subject, np.int64, n_events)
         days, day_of = np.unique(np.fromiter(ev_day, np.int64, n_events), return_inverse=True)
@@ -438,7 +586,7 @@ class Engine:
         event = np.concatenate([c_event, np.fromiter(val_event, np.int64, n_vals)])
         value = np.concatenate([np.ones(total), np.fromiter(val_value, np.float64, n_vals)])
         if not len(spec):
-            return
+            return no_codes()
         # Stage 1: per (indicator, subject, day).
         n_subj, n_days = len(self.subjects), len(days)
         k1 = (spec * n_subj + subj[event]) * n_days + day_of[event]
@@ -456,10 +604,10 @@ class Engine:
             g_high = np.full(n_groups, -np.inf)
             np.minimum.at(g_low, inv[extreme], value[extreme])
             np.maximum.at(g_high, inv[extreme], value[extreme])
-        # Stage 2: fan out to every unit the subject rolls up to and every cadence, per period.
+        # Stage 2: fan out to every unit the subject rolls up to and every cadence, per period: series codes.
         period_of = self._period_ids(days.tolist())[g_day]  # (groups, cadences)
-        n_units, n_periods = len(self.units), len(self.period_labels)
-        keys: list[Any] = []
+        g_ind = self.spec_indicator[g_spec]  # the specs of one indicator (one per event type) feed its series
+        codes: list[Any] = []
         picks: list[Any] = []
         for depth in range(self.roll_unit.shape[1]):
             unit = self.roll_unit[g_subj, depth]
@@ -467,63 +615,30 @@ class Engine:
             for c in range(len(CADENCES)):
                 idx = np.nonzero(ok_level & self.spec_cadence[g_spec, c])[0]
                 if len(idx):
-                    keys.append(((g_spec[idx] * n_units + unit[idx]) * 5 + c) * n_periods + period_of[idx, c])
+                    codes.append(series_codes(g_ind[idx], unit[idx], c, period_of[idx, c]))
                     picks.append(idx)
-        if not keys:
-            return
+        if not codes:
+            return no_codes()
         pick = np.concatenate(picks)
-        series_keys, inv2 = np.unique(np.concatenate(keys), return_inverse=True)
-        n_series = len(series_keys)
+        series, inv2 = np.unique(np.concatenate(codes), return_inverse=True)
+        n_series = len(series)
         s_n = np.bincount(inv2, weights=g_n[pick], minlength=n_series).astype(np.int64)
         s_sum = np.bincount(inv2, weights=g_sum[pick], minlength=n_series)
+        s_low = np.full(n_series, np.inf)
+        s_high = np.full(n_series, -np.inf)
         if has_extreme:
-            s_low = np.full(n_series, np.inf)
-            s_high = np.full(n_series, -np.inf)
             np.minimum.at(s_low, inv2, g_low[pick])
             np.maximum.at(s_high, inv2, g_high[pick])
-            lows, highs = s_low.tolist(), s_high.tolist()
-        else:
-            lows = highs = [0.0] * n_series
-        s_period = series_keys % n_periods
-        rest = series_keys // n_periods
-        s_cadence = rest % 5
-        rest //= 5
-        s_unit = rest % n_units
-        s_spec = rest // n_units
-        spec_ids = [sp.id for sp in self.model.specs]
-        units = self.units
-        labels = self.period_labels
-        series = part.series
-        factories = self.factories
-        for si, u, c, p, n, total_, low, high in zip(
-            s_spec.tolist(),
-            s_unit.tolist(),
-            s_cadence.tolist(),
-            s_period.tolist(),
-            s_n.tolist(),
-            s_sum.tolist(),
-            lows,
-            highs,
-            strict=True,
-        ):
-            key = (spec_ids[si], c, units[u], labels[p])
-            st = series.get(key)
-            if st is None:
-                st = series[key] = factories[si]()
-            st.add_summary(n, total_, low, high)
-            changed.add(key)
+        part.summaries.add(series, s_n, s_sum, s_low, s_high)
+        return series
 
     def _period_ids(self, days: list[int]) -> Any:
         """(len(days), cadences) ids of the periods containing each local day (ids index period_labels)."""
         out = np.empty((len(days), len(CADENCES)), np.int64)
-        ids = self.period_index
+        period_id = self.period_id
         for i, day in enumerate(days):
             for c, label in enumerate(period_labels(day)):
-                got = ids.get(label)
-                if got is None:
-                    got = ids[label] = len(self.period_labels)
-                    self.period_labels.append(label)
-                out[i, c] = got
+                out[i, c] = period_id(label)
         return out
 
     def _type_plan(self, event_type: str) -> TypePlan:

@@ -27,6 +27,7 @@ from functools import lru_cache
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from ioccore.archive import Batch, RecordRef, add_archived_many, add_dead_letter, write_batch
 from ioccore.clickhouse import ClickHouse, OrderedInserts
@@ -34,11 +35,24 @@ from ioccore.contracts import CloudEvent, Contracts, Rejection
 from ioccore.logging import get_logger
 from ioccore.topics import EVENTS
 from services.indicators import store
+from services.indicators.columns import (
+    CADENCE_SHIFT,
+    IND_SHIFT,
+    MAX_UNITS,
+    OBJECT,
+    RATIO,
+    REST_MASK,
+    UNIT_SHIFT,
+    Summaries,
+    Table,
+    no_codes,
+    split_codes,
+    summary_values,
+)
 from services.indicators.engine import (
     Engine,
     PartitionState,
     SeriesKey,
-    ratio_value,
     series_value,
 )
 from services.indicators.model import (
@@ -49,7 +63,6 @@ from services.indicators.model import (
     Spec,
     local_day,
     period_last_day,
-    period_start,
 )
 from services.indicators.state import State, merged
 
@@ -68,7 +81,7 @@ class Flush:
     series: int = 0
     values: int = 0
     dead_records: list[tuple[bytes | None, bytes, str]] = field(default_factory=list)
-    updates: dict[str, list[Update]] = field(default_factory=dict)  # unit -> updates
+    updates: dict[str, list[bytes]] = field(default_factory=dict)  # unit -> records of updates (JSON arrays)
     # seconds spent per phase (decode, engine, archive_rows, state_rows, values, evict, wait_clickhouse)
     phases: dict[str, float] = field(default_factory=dict)
 
@@ -80,6 +93,7 @@ class Flush:
 
 
 ValueKey = tuple[str, int, str, str]
+Changed = tuple[set[SeriesKey], Any]  # series kept as objects, codes of the summarised ones (sorted)
 
 
 def without_cycle_collector(fn: Any) -> Any:
@@ -127,44 +141,49 @@ class Processor:
         self.parts: dict[int, PartitionState] = {}
         self.written: dict[int, dict[SeriesKey, int]] = {}
         self.counters: dict[int, dict[str, list[int]]] = {}
-        self.foreign: dict[int, dict[SeriesKey, tuple[int, State]]] = {}
+        # Partitions other workers own, as read back from ClickHouse: series kept as objects (with the offset
+        # they were written at), and the summarised ones.
+        self.foreign: dict[int, tuple[dict[SeriesKey, tuple[int, State]], Summaries]] = {}
         self.foreign_at: dict[int, int] = {}
         self.foreign_watermark: dict[int, float] = {}
         self.evictable = evictable_indicators(self.model)
         self.evicted_before = 0  # local day: series of raw-event periods ending before it are out of memory
         # A lower bound of the last day of every evictable series in memory: below it, evict has nothing to do.
         self.lowest_last_day = math.inf
-        self.emitted: dict[ValueKey, tuple[int, float]] = {}
-        self.pending_values: set[SeriesKey] = set()  # restored: recompute their values at the next flush
+        self.emitted = Table(version=np.int64, value=np.float64)  # last value written, by series code
+        self.pending_values = no_codes()  # restored: recompute their values at the next flush
         self.levels = engine.bounds.levels
         # The flush's INSERTs, in order, on a second connection: the server ingests while this computes.
         self.inserts = OrderedInserts(ch)
+        self._fragments_cache: _Fragments | None = None
 
     # -- partitions ---------------------------------------------------------------------------------------
     def own(self, partition: int) -> PartitionState:
         part = self.parts.get(partition)
         if part is None:
-            part, written, counters = store.load_partition(
-                self.ch, self.version_set, partition, self.engine.restore
-            )
+            part, written, counters = store.load_partition(self.ch, self.version_set, partition, self.engine)
             part.seen = store.seen_events(
                 self.ch, EVENTS, partition, part.next_offset, part.watermark - self.engine.lateness.events_s
             )
             self.parts[partition] = part
-            if part.series:
+            if part.series or len(part.summaries):
                 self.lowest_last_day = -math.inf  # restored states: any period
             self.written[partition] = written
             self.counters[partition] = {k: v + [0] * (4 - len(v)) for k, v in counters.items()}
             self.foreign.pop(partition, None)
             self.foreign_at.pop(partition, None)
             self.foreign_watermark.pop(partition, None)
-            last = {k for k, at in written.items() if at == part.next_offset}
-            self.pending_values |= last
+            last = [k for k, at in written.items() if at == part.next_offset]
+            t = part.summaries
+            self.pending_values = np.union1d(
+                self.pending_values,
+                np.union1d(self.engine.codes_of(last), t.codes[t.cols["at"] == part.next_offset]),
+            )
             log.info(
                 "indicators.partition_restored",
                 partition=partition,
                 next_offset=part.next_offset,
-                series=len(part.series),
+                series=len(part.series) + len(part.summaries),
             )
         return part
 
@@ -178,7 +197,9 @@ class Processor:
 
     # -- one flush ----------------------------------------------------------------------------------------
     @without_cycle_collector
-    def ingest(self, records: list[RecordRef], now: dt.datetime | None = None) -> tuple[Flush, dict]:
+    def ingest(
+        self, records: list[RecordRef], now: dt.datetime | None = None
+    ) -> tuple[Flush, dict[int, Changed]]:
         """Steps 1a: decode, apply to partition states, build archive and dead-letter rows, write them."""
         now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
         flush = Flush(records=len(records))
@@ -199,7 +220,7 @@ class Processor:
                     c[1] += 1
             by_partition[rec.partition].append((rec, good))
         t = flush.timed("decode", t)
-        changed: dict[int, set[SeriesKey]] = {}
+        changed: dict[int, Changed] = {}
         for p, recs in by_partition.items():
             part = self.parts[p]
             refs = {rec.offset: rec for rec, _ in recs}
@@ -225,7 +246,7 @@ class Processor:
             self.lowest_last_day = min(self.lowest_last_day, applied.first_day)
             flush.late += sum(applied.late.values())
             flush.duplicates += sum(applied.duplicates.values())
-            changed[p] = applied.changed
+            changed[p] = (applied.changed, applied.changed_codes)
             t = flush.timed("archive_rows", t)
         flush.events = batch.accepted + batch.rejected + flush.duplicates
         flush.archived = batch.accepted
@@ -238,29 +259,34 @@ class Processor:
         return flush, changed
 
     @without_cycle_collector
-    def commit(self, flush: Flush, changed: dict[int, set[SeriesKey]], *, settle: bool = True) -> Flush:
+    def commit(self, flush: Flush, changed: dict[int, Changed], *, settle: bool = True) -> Flush:
         """Steps 2 and 3: checkpoint the partitions, then write the values of what changed. The values are
         computed while the archive and checkpoint rows are being written; the writes land in order. With
         settle=False the caller must call `settle()` before it acknowledges the records."""
         t = time.perf_counter()
-        all_changed: set[SeriesKey] = set(self.pending_values)
-        for p, keys in changed.items():
+        all_changed = [self.pending_values]
+        for p, (keys, codes) in changed.items():
             part = self.parts[p]
-            store.write_partition(self.inserts, self.version_set, part, keys, self.counters.get(p, {}))
+            store.write_partition(
+                self.inserts, self.version_set, part, keys, codes, self.counters.get(p, {}), self.engine
+            )
             self.written[p].update(dict.fromkeys(keys, part.next_offset))
-            all_changed |= keys
-            flush.series += len(keys)
-        self.pending_values.clear()
+            t_ = part.summaries
+            t_.cols["at"][np.searchsorted(t_.codes, codes)] = part.next_offset
+            all_changed += [codes, self.engine.codes_of(keys)]
+            flush.series += len(keys) + len(codes)
+        self.pending_values = no_codes()
+        targets = np.unique(np.concatenate(all_changed))
         t = flush.timed("state_rows", t)
-        if all_changed:
+        if len(targets):
             if len(self.parts) < self.partitions:
                 # Others own partitions: this worker's states must be in ClickHouse before it reads theirs, so
                 # that of two workers flushing at once at least one sees the other's (the values converge).
                 self.inserts.wait()
             self._refresh_foreign()
-            rows, updates = self.values(all_changed)
-            store.write_values(self.inserts, rows)
-            flush.values = len(rows)
+            columns, updates = self.values(targets)
+            store.write_values(self.inserts, columns)
+            flush.values = len(columns["value"])
             flush.updates = updates
         t = flush.timed("values", t)
         self.evict()
@@ -302,6 +328,15 @@ class Processor:
         def frozen(keys: Iterable[SeriesKey | ValueKey]) -> list[Any]:
             return [k for k in keys if k[0] in evictable and last_day(k[3]) < before]
 
+        evictable_ind = np.zeros(len(self.engine.indicator_ids) + 1, bool)
+        for i in evictable:
+            evictable_ind[self.engine.indicator_index[i]] = True
+        period_last = self.engine.period_arrays()[2]
+
+        def keep(table: Table) -> int:
+            ind, _unit, _cadence, period = split_codes(table.codes)
+            return table.keep(~(evictable_ind[ind] & (period_last[period] < before)))
+
         dropped = 0
         for p, part in self.parts.items():
             gone = frozen(part.series)
@@ -309,12 +344,12 @@ class Processor:
             for k in gone:
                 del part.series[k]
                 written.pop(k, None)
-            dropped += len(gone)
-        for cache in self.foreign.values():
+            dropped += len(gone) + keep(part.summaries)
+        for cache, summaries in self.foreign.values():
             for k in frozen(cache):
                 del cache[k]
-        for k in frozen(self.emitted):
-            del self.emitted[k]
+            keep(summaries)
+        keep(self.emitted)
         if dropped:
             log.info(
                 "indicators.evicted", series=dropped, periods_before=str(EPOCH + dt.timedelta(days=before))
@@ -322,7 +357,9 @@ class Processor:
         return dropped
 
     @without_cycle_collector
-    def apply_archived(self, partition: int, records: list[tuple[int, list[tuple[int, CloudEvent]]]]) -> set:
+    def apply_archived(
+        self, partition: int, records: list[tuple[int, list[tuple[int, CloudEvent]]]]
+    ) -> Changed:
         """Apply events read back from the archive (already valid and archived): replay and catch-up."""
         part = self.own(partition)
         applied = self.engine.apply(part, records)
@@ -333,7 +370,7 @@ class Processor:
             self._counter(partition, source)[2] += n
         for source, n in applied.duplicates.items():
             self._counter(partition, source)[3] += n
-        return applied.changed
+        return applied.changed, applied.changed_codes
 
     def process(self, records: list[RecordRef]) -> Flush:
         """Both steps, for callers that do not publish to Kafka in between (tests, replay)."""
@@ -353,163 +390,257 @@ class Processor:
             if p in self.parts:
                 continue
             since = self.foreign_at.get(p, 0)
-            rows, checkpoint, watermark = store.read_partition_since(
-                self.ch, self.version_set, p, since, self.engine.restore
+            objects, summaries, checkpoint, watermark = store.read_partition_since(
+                self.ch, self.version_set, p, since, self.engine
             )
-            cache = self.foreign.setdefault(p, {})
-            for key, at, st in rows:
+            cache, known = self.foreign.setdefault(p, ({}, Summaries()))
+            for key, at, st in objects:
                 cache[key] = (at, st)
-            if rows:
+            c = summaries.cols
+            known.put(summaries.codes, **c)
+            if objects or len(summaries):
                 self.lowest_last_day = -math.inf
             self.foreign_at[p] = checkpoint
             if watermark is not None:
                 self.foreign_watermark[p] = watermark
 
-    def values(self, changed: set[SeriesKey]) -> tuple[list[tuple[Any, ...]], dict[str, list[Update]]]:
-        """Value rows and updates of the changed series (merged over the partitions) and of the ratios on top."""
-        memo: dict[ValueKey, tuple[float | None, int, int]] = {}
-        by_id = self.model.by_id
-        stores = [(part.series, self.written[p], part.next_offset) for p, part in self.parts.items()]
-        foreign = [cache for cache in self.foreign.values() if cache]
-        none = (None, 0, 0)
-
-        def leaf(key: ValueKey, spec: Spec) -> tuple[float | None, int, int]:
-            states: list[State] = []
-            version = 0
-            for series, written, next_offset in stores:
-                st = series.get(key)
-                if st is not None:
-                    states.append(st)
-                    version += written.get(key, next_offset)
-            for cache in foreign:
-                got = cache.get(key)
-                if got is not None:
-                    version += got[0]
-                    states.append(got[1])
-            if not states:
-                return none
-            st = states[0] if len(states) == 1 else merged(states)
-            return series_value(spec, st), st.count(), version
-
-        def value_of(key: ValueKey) -> tuple[float | None, int, int]:
-            got = memo.get(key)
-            if got is not None:
-                return got
-            ind = by_id.get(key[0])
-            if isinstance(ind, Spec):
-                out = leaf(key, ind)
-            elif isinstance(ind, Ratio):
-                nv, nn, nver = value_of((ind.numerator, *key[1:]))
-                dv, _dn, dver = value_of((ind.denominator, *key[1:]))
-                out = (ratio_value(ind, nv, dv), nn, nver + dver)
-            else:
-                out = none
-            memo[key] = out
-            return out
-
-        targets: set[ValueKey] = set(changed)
-        frontier = set(changed)
-        ratios_of = self.model.ratios_of
-        levels = self.levels
-        while frontier:
-            nxt: set[ValueKey] = set()
-            for key in frontier:
-                for r in ratios_of.get(key[0], ()):
-                    if key[1] in r.cadences and levels.get(key[2]) in r.scopes:
-                        rk = (r.id, key[1], key[2], key[3])
-                        if rk not in targets:
-                            targets.add(rk)
-                            nxt.add(rk)
-            frontier = nxt
-        rows: list[tuple[Any, ...]] = []
-        updates: dict[str, list[Update]] = {}
+    def values(self, changed: Any) -> tuple[dict[str, list[Any]], dict[str, list[bytes]]]:
+        """Value columns (store.VALUE_COLUMNS) and update records per unit of the changed series (codes, sorted:
+        merged over the partitions) and of the ratios on top. Columnar: the summarised series are merged and
+        valued as arrays; only the series kept as objects are visited one by one."""
+        engine = self.engine
+        codes = self._with_ratios(changed)
+        value, n, version = self._evaluate(codes)
+        ok = np.isfinite(value)
+        codes, value, n, version = codes[ok], value[ok], n[ok], version[ok]
+        # What was written already: skip a value that did not change or is older than the one written.
+        em = self.emitted
+        idx, hit = em.find(codes)
+        at = np.minimum(idx, max(len(em) - 1, 0))
+        prev_version = np.where(hit, em.cols["version"][at] if len(em) else 0, -1)
+        prev_value = np.where(hit, em.cols["value"][at] if len(em) else 0.0, np.nan)
+        keep = ~(hit & ((prev_version > version) | ((prev_version == version) & (prev_value == value))))
+        codes, value, n, version = codes[keep], value[keep], n[keep], version[keep]
+        send = ~hit[keep] | (prev_value[keep] != value)
+        em.put(codes, version=version, value=value)
         now = int(time.time())
-        stamp = dt.datetime.fromtimestamp(now, PROVINCE_TZ).isoformat()
-        fields = self.model.fields
-        emitted = self.emitted
-        version_set = self.version_set
-        spec_of = self.engine.spec_of_index
-        for key in targets:
-            spec = spec_of.get(key[0])
-            value, n, version = value_of(key) if spec is None else leaf(key, spec)
-            if value is None:
-                continue
-            prev = emitted.get(key)
-            if prev is not None and (prev[0] > version or (prev[0] == version and prev[1] == value)):
-                continue
-            emitted[key] = (version, value)
-            indicator, c, unit, period = key
-            level = levels.get(unit, "")
-            cadence = CADENCES[c]
-            field_ = fields.get(indicator, "")
-            start = period_start(period)
-            rows.append(
-                (version_set, indicator, field_, cadence, level, unit, period, start, value, n, version, now)
+        ind, unit, cadence, period = split_codes(codes)
+        labels, starts, _ = engine.period_arrays()
+        units, levels = engine.unit_arrays()
+        rows = len(codes)
+        columns: dict[str, list[Any]] = {
+            "version_set": [self.version_set] * rows,
+            "indicator": engine.indicator_names[ind].tolist(),
+            "field": engine.indicator_fields[ind].tolist(),
+            "cadence": _CADENCES[cadence].tolist(),
+            "level": levels[unit].tolist(),
+            "unit": units[unit].tolist(),
+            "period": labels[period].tolist(),
+            "period_start": starts[period].tolist(),
+            "value": value.tolist(),
+            "n": n.tolist(),
+            "version": version.tolist(),
+            "updated_at": [now] * rows,
+        }
+        return columns, self._updates(
+            now, ind[send], unit[send], cadence[send], period[send], value[send], n[send], version[send]
+        )
+
+    def _with_ratios(self, codes: Any) -> Any:
+        """The changed series and the ratios computed from them (sorted codes)."""
+        out = codes
+        frontier = codes
+        ratios_of = self.engine.ratios_of
+        levels = self.engine.unit_arrays()[1]
+        while len(frontier):
+            found: list[Any] = []
+            inds = np.unique(frontier >> IND_SHIFT)
+            bounds = np.searchsorted(frontier, np.stack([inds << IND_SHIFT, (inds + 1) << IND_SHIFT]))
+            for i, lo, hi in zip(inds.tolist(), bounds[0].tolist(), bounds[1].tolist(), strict=True):
+                ratios = ratios_of.get(i)
+                if not ratios:
+                    continue
+                sel = frontier[lo:hi]
+                cadence = (sel >> CADENCE_SHIFT) & 7
+                unit = (sel >> UNIT_SHIFT) & (MAX_UNITS - 1)
+                for r_ind, cadences, scopes in ratios:
+                    ok = cadences[cadence] & np.isin(levels, list(scopes))[unit]
+                    if ok.any():
+                        found.append((sel[ok] & REST_MASK) | (r_ind << IND_SHIFT))
+            if not found:
+                break
+            frontier = np.setdiff1d(np.unique(np.concatenate(found)), out, assume_unique=True)
+            out = np.union1d(out, frontier)
+        return out
+
+    def _evaluate(self, codes: Any) -> tuple[Any, Any, Any]:
+        """(value, n, version) of series by code (any order), merged over the partitions; NaN where a series
+        has no value."""
+        engine = self.engine
+        ind = codes >> IND_SHIFT
+        kind = engine.indicator_kind[ind]
+        value = np.full(len(codes), np.nan)
+        n = np.zeros(len(codes), np.int64)
+        version = np.zeros(len(codes), np.int64)
+        summarised = np.nonzero((kind > OBJECT) & (kind < RATIO))[0]
+        if len(summarised):
+            sel = codes[summarised]
+            tables = [part.summaries for part in self.parts.values()]
+            tables += [summaries for _, summaries in self.foreign.values()]
+            sn = np.zeros(len(sel), np.int64)
+            total = np.zeros(len(sel))
+            low = np.full(len(sel), np.inf)
+            high = np.full(len(sel), -np.inf)
+            ver = np.zeros(len(sel), np.int64)
+            for table in tables:
+                idx, hit = table.find(sel)
+                if not hit.any():
+                    continue
+                at = idx[hit]
+                c = table.cols
+                sn[hit] += c["n"][at]
+                total[hit] += c["total"][at]
+                low[hit] = np.minimum(low[hit], c["low"][at])
+                high[hit] = np.maximum(high[hit], c["high"][at])
+                ver[hit] += c["at"][at]
+            si = ind[summarised]
+            value[summarised] = summary_values(
+                kind[summarised], sn, total, low, high, engine.indicator_scale[si]
             )
-            if prev is None or prev[1] != value:
-                got = updates.get(unit)
-                if got is None:
-                    got = updates[unit] = []
-                got.append(
-                    Update(
-                        "1.0",
-                        f"{indicator}|{cadence}|{unit}|{period}|{version}",
-                        UPDATE_SOURCE,
-                        UPDATE_TYPE,
-                        stamp,
-                        unit,
-                        "application/json",
-                        UpdateData(
-                            indicator,
-                            field_,
-                            cadence,
-                            level,
-                            unit,
-                            period,
-                            _iso_date(start),
-                            value,
-                            n,
-                            version,
-                            version_set,
-                        ),
-                    )
-                )
-        # value_of refers to itself (recursion): a cycle, with the memo in it, that only a full collection frees,
-        # and the worker freezes what a flush leaves (worker.py). Free the memo now; the cycle left is small.
-        memo.clear()
-        return rows, updates
+            n[summarised] = sn
+            version[summarised] = ver
+        objects = np.nonzero(kind == OBJECT)[0]
+        if len(objects):
+            for i, key in zip(objects.tolist(), engine.keys_of(codes[objects]), strict=True):
+                v, n[i], version[i] = self._object_leaf(key)
+                if v is not None:
+                    value[i] = v
+        ratios = np.nonzero(kind == RATIO)[0]
+        if len(ratios):
+            r = ind[ratios]
+            rest = codes[ratios] & REST_MASK
+            num, den, scale = engine.ratio_numerator[r], engine.ratio_denominator[r], engine.ratio_scale[r]
+            known = (num >= 0) & (den >= 0)
+            nv, nn, nver = self._evaluate((np.maximum(num, 0) << IND_SHIFT) | rest)
+            dv, _dn, dver = self._evaluate((np.maximum(den, 0) << IND_SHIFT) | rest)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rv = np.where(known & (dv != 0), nv / dv * scale, np.nan)
+            value[ratios] = rv
+            n[ratios] = np.where(known, nn, 0)
+            version[ratios] = np.where(known, nver + dver, 0)
+        return value, n, version
+
+    def _object_leaf(self, key: SeriesKey) -> tuple[float | None, int, int]:
+        """(value, n, version) of a series kept as objects, merged over the partitions."""
+        states: list[State] = []
+        version = 0
+        for p, part in self.parts.items():
+            st = part.series.get(key)
+            if st is not None:
+                states.append(st)
+                version += self.written[p].get(key, part.next_offset)
+        for cache, _ in self.foreign.values():
+            got = cache.get(key)
+            if got is not None:
+                version += got[0]
+                states.append(got[1])
+        if not states:
+            return None, 0, 0
+        st = states[0] if len(states) == 1 else merged(states)
+        return series_value(self.engine.spec_of_index[key[0]], st), st.count(), version
+
+    def _updates(
+        self, now: int, ind: Any, unit: Any, cadence: Any, period: Any, value: Any, n: Any, version: Any
+    ) -> dict[str, list[bytes]]:
+        """The updates of ioc.indicators (CloudEvents, contracts/events/indicators/value.updated.schema.json):
+        per unit, records of JSON arrays of at most UPDATES_PER_RECORD. Formatted from the columns with
+        fragments built once per indicator, unit, cadence and period (their strings JSON-escaped)."""
+        if not len(ind):
+            return {}
+        f = self._fragments()
+        stamp = dt.datetime.fromtimestamp(now, PROVINCE_TZ).isoformat()
+        head = '{"specversion":"1.0","id":"'
+        middle = f'","source":"{UPDATE_SOURCE}","type":"{UPDATE_TYPE}","time":"{stamp}","subject":"'
+        version_set = f.version_set
+        names, data, units, unit_data = f.names, f.data, f.units, f.unit_data
+        labels, period_data = f.labels, f.period_data
+        order = np.argsort(unit, kind="stable")
+        unit = unit[order]
+        bounds = np.flatnonzero(np.diff(unit)) + 1
+        starts = [0, *bounds.tolist()]
+        ends = [*bounds.tolist(), len(unit)]
+        texts = [
+            f"{head}{names[i]}|{CADENCES[c]}|{units[u]}|{labels[p]}|{ver}{middle}{units[u]}{data[i]}"
+            f'"cadence":"{CADENCES[c]}",{unit_data[u]}{period_data[p]}"value":{v!r},"n":{k},"version":{ver},'
+            f"{version_set}}}}}"
+            for i, u, c, p, v, k, ver in zip(
+                ind[order].tolist(),
+                unit.tolist(),
+                cadence[order].tolist(),
+                period[order].tolist(),
+                value[order].tolist(),
+                n[order].tolist(),
+                version[order].tolist(),
+                strict=True,
+            )
+        ]
+        engine_units = self.engine.units
+        out: dict[str, list[bytes]] = {}
+        for a, b, u in zip(starts, ends, unit[starts].tolist(), strict=True):
+            out[engine_units[u]] = [
+                ("[" + ",".join(texts[i : min(i + UPDATES_PER_RECORD, b)]) + "]").encode()
+                for i in range(a, b, UPDATES_PER_RECORD)
+            ]
+        return out
+
+    def _fragments(self) -> _Fragments:
+        """JSON fragments of the updates, rebuilt when the engine numbered new units or periods."""
+        engine = self.engine
+        f = self._fragments_cache
+        if f is not None and len(f.units) == len(engine.units) and len(f.labels) == len(engine.period_labels):
+            return f
+        esc = _json_text
+        names = [esc(x) for x in engine.indicator_ids]
+        levels = engine.unit_arrays()[1].tolist()
+        units = [esc(x) for x in engine.units]
+        labels = [esc(x) for x in engine.period_labels]
+        starts = engine.period_arrays()[1].tolist()
+        f = self._fragments_cache = _Fragments(
+            names=names,
+            data=[
+                f'","datacontenttype":"application/json","data":{{"indicator":"{name}","field":"{esc(field)}",'
+                for name, field in zip(names, engine.indicator_fields.tolist(), strict=True)
+            ],
+            units=units,
+            unit_data=[f'"level":"{esc(lv)}","unit":"{u}",' for u, lv in zip(units, levels, strict=True)],
+            labels=labels,
+            period_data=[
+                f'"period":"{label}","period_start":"{day.isoformat()}",'
+                for label, day in zip(labels, starts, strict=True)
+            ],
+            version_set=f'"version_set":"{esc(self.version_set)}"',
+        )
+        return f
 
 
-@lru_cache(maxsize=65536)
-def _iso_date(day: dt.date) -> str:
-    return day.isoformat()
-
-
-class UpdateData(msgspec.Struct, gc=False):  # gc=False: no cycles possible, half the cost to create
-    indicator: str
-    field: str
-    cadence: str
-    level: str
-    unit: str
-    period: str
-    period_start: str
-    value: float
-    n: int
-    version: int
+@dataclass(frozen=True)
+class _Fragments:
+    names: list[str]
+    data: list[str]
+    units: list[str]
+    unit_data: list[str]
+    labels: list[str]
+    period_data: list[str]
     version_set: str
 
 
-class Update(msgspec.Struct, gc=False):
-    """An indicator update on ioc.indicators (contracts/events/indicators/value.updated.schema.json)."""
+_CADENCES = np.array(CADENCES, object)
 
-    specversion: str
-    id: str
-    source: str
-    type: str
-    time: str
-    subject: str
-    datacontenttype: str
-    data: UpdateData
+
+@lru_cache(maxsize=65536)
+def _json_text(s: str) -> str:
+    """A string's JSON escaping, without the quotes."""
+    return _enc.encode(s).decode()[1:-1]
 
 
 UPDATES_PER_RECORD = 1000  # ~0.4 MB: under the producer's 1 MB request limit
@@ -553,10 +684,3 @@ def flush_chunks(records: list[RecordRef], max_bytes: int) -> Iterable[list[Reco
         size += n
     if chunk:
         yield chunk
-
-
-def encode_updates(updates: list[Update]) -> list[bytes]:
-    """The records of a unit's updates: CloudEvents batches (JSON arrays) of at most UPDATES_PER_RECORD."""
-    return [
-        _enc.encode(updates[i : i + UPDATES_PER_RECORD]) for i in range(0, len(updates), UPDATES_PER_RECORD)
-    ]

@@ -9,9 +9,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from ioccore.clickhouse import ClickHouse, Inserter
-from services.indicators.engine import PartitionState, SeriesKey
+from services.indicators.columns import KIND_NAMES, Summaries, dump_summaries, load_summary, split_codes
+from services.indicators.engine import Engine, PartitionState, SeriesKey
 from services.indicators.model import CADENCE_RANK, CADENCES, local_day
 from services.indicators.state import State
 
@@ -88,23 +90,62 @@ def _rows(ch: ClickHouse, version_set: str, partition: int, min_offset: int = 0)
 Restore = Callable[[str, str, Any], State]  # (indicator, kind, dumped state) -> State
 
 
-def load_partition(
-    ch: ClickHouse, version_set: str, partition: int, restore: Restore
-) -> tuple[PartitionState, dict, dict]:
-    """The partition's state as of its last checkpoint. Returns (state, written_at per key, counters)."""
-    part = PartitionState(partition)
-    written: dict[SeriesKey, int] = {}
-    counters: dict[str, list[int]] = {}
-    for indicator, cadence, unit, period, kind, state, next_offset in _rows(ch, version_set, partition):
+def _states(
+    rows: Iterable[tuple[Any, ...]], engine: Engine
+) -> tuple[list[tuple[SeriesKey, int, State]], Summaries, list[tuple[int, str]]]:
+    """Stored rows -> (series kept as objects with the offset they were written at, the summarised series,
+    checkpoint rows (next_offset, meta))."""
+    objects: list[tuple[SeriesKey, int, State]] = []
+    checkpoints: list[tuple[int, str]] = []
+    codes: list[int] = []
+    summaries: list[tuple[int, float, float, float]] = []
+    at: list[int] = []
+    for indicator, cadence, unit, period, kind, state, next_offset in rows:
         if indicator == "":
-            meta = _dec.decode(state)
-            part.next_offset = int(next_offset)
-            part.watermark = float(meta.get("watermark", 0.0))
-            counters = {k: list(v) for k, v in meta.get("counters", {}).items()}
+            checkpoints.append((int(next_offset), state))
             continue
         key = (indicator, CADENCE_RANK[cadence], unit, period)
-        part.series[key] = restore(indicator, kind, _dec.decode(state))
-        written[key] = int(next_offset)
+        if engine.is_summarised(indicator):
+            want = KIND_NAMES[int(engine.indicator_kind[engine.indicator_index[indicator]])]
+            if kind != want:
+                raise ValueError(f"{indicator}: stored state kind {kind!r}, catalog wants {want!r}")
+            codes.append(engine.code_of(key))
+            summaries.append(load_summary(kind, _dec.decode(state)))
+            at.append(int(next_offset))
+        else:
+            objects.append((key, int(next_offset), engine.restore(indicator, kind, _dec.decode(state))))
+    table = Summaries()
+    if codes:
+        order = np.argsort(np.array(codes, np.int64))
+        cols = np.array(summaries, np.float64).reshape(-1, 4)[order]
+        table.put(
+            np.array(codes, np.int64)[order],
+            n=cols[:, 0].astype(np.int64),
+            total=cols[:, 1],
+            low=cols[:, 2],
+            high=cols[:, 3],
+            at=np.array(at, np.int64)[order],
+        )
+    return objects, table, checkpoints
+
+
+def load_partition(
+    ch: ClickHouse, version_set: str, partition: int, engine: Engine
+) -> tuple[PartitionState, dict, dict]:
+    """The partition's state as of its last checkpoint. Returns (state, written_at per key of the series
+    kept as objects, counters); the summarised series carry theirs (Summaries.at)."""
+    part = PartitionState(partition)
+    counters: dict[str, list[int]] = {}
+    objects, part.summaries, marks = _states(_rows(ch, version_set, partition), engine)
+    for next_offset, state in marks:
+        meta = _dec.decode(state)
+        part.next_offset = next_offset
+        part.watermark = float(meta.get("watermark", 0.0))
+        counters = {k: list(v) for k, v in meta.get("counters", {}).items()}
+    written: dict[SeriesKey, int] = {}
+    for key, at, st in objects:
+        part.series[key] = st
+        written[key] = at
     # A row newer than the checkpoint cannot exist: a flush is one INSERT with its checkpoint row.
     return part, written, counters
 
@@ -114,23 +155,33 @@ def write_partition(
     version_set: str,
     part: PartitionState,
     keys: Iterable[SeriesKey],
+    codes: Any,
     counters: dict[str, list[int]],
+    engine: Engine,
 ) -> None:
-    """One INSERT: the changed series and the checkpoint row, all at the partition's next_offset."""
+    """One INSERT: the changed series (`keys` kept as objects, `codes` summarised) and the checkpoint row, all
+    at the partition's next_offset."""
     series = part.series
     keys = list(keys)
     states = [series[k] for k in keys]
     encode = _enc.encode
+    t = part.summaries
+    idx = np.searchsorted(t.codes, codes)
+    ind, unit, cadence, period = split_codes(codes)
+    ids = np.array(engine.indicator_ids, object)
+    kind = engine.indicator_kind[ind]
+    c = t.cols
     cols: dict[str, list[Any]] = {
-        "indicator": [k[0] for k in keys] + [""],
-        "cadence": [CADENCES[k[1]] for k in keys] + [""],
-        "unit": [k[2] for k in keys] + [""],
-        "period": [k[3] for k in keys] + [""],
-        "kind": [st.kind for st in states] + ["checkpoint"],
+        "indicator": [k[0] for k in keys] + ids[ind].tolist() + [""],
+        "cadence": [CADENCES[k[1]] for k in keys] + _CADENCES[cadence].tolist() + [""],
+        "unit": [k[2] for k in keys] + engine.unit_arrays()[0][unit].tolist() + [""],
+        "period": [k[3] for k in keys] + engine.period_arrays()[0][period].tolist() + [""],
+        "kind": [st.kind for st in states] + _KINDS[kind].tolist() + ["checkpoint"],
         "state": [encode(st.dump()) for st in states]  # UTF-8 bytes, written as they are
+        + dump_summaries(kind, c["n"][idx], c["total"][idx], c["low"][idx], c["high"][idx])
         + [encode({"watermark": part.watermark, "counters": counters})],
     }
-    n = len(keys) + 1
+    n = len(cols["state"])
     cols["version_set"] = [version_set] * n
     cols["partition"] = [part.partition] * n
     cols["next_offset"] = [part.next_offset] * n
@@ -138,24 +189,24 @@ def write_partition(
     ch.insert(PARTIALS, cols)
 
 
+_CADENCES = np.array(CADENCES, object)
+_KINDS = np.array([KIND_NAMES.get(i, "") for i in range(8)], object)
+
+
 def read_partition_since(
-    ch: ClickHouse, version_set: str, partition: int, since: int, restore: Restore
-) -> tuple[list[tuple[SeriesKey, int, State]], int, float | None]:
-    """Series of a partition this worker does not own, written after checkpoint `since`; the partition's
-    newest checkpoint (`since` when there is nothing newer) and its watermark (None when not newer)."""
-    out: list[tuple[SeriesKey, int, State]] = []
+    ch: ClickHouse, version_set: str, partition: int, since: int, engine: Engine
+) -> tuple[list[tuple[SeriesKey, int, State]], Summaries, int, float | None]:
+    """Series of a partition this worker does not own, written after checkpoint `since` (kept as objects, and
+    summarised); the partition's newest checkpoint (`since` when there is nothing newer) and its watermark
+    (None when not newer)."""
+    objects, table, marks = _states(_rows(ch, version_set, partition, since + 1), engine)
     checkpoint = since
     watermark = None
-    for indicator, cadence, unit, period, kind, state, next_offset in _rows(
-        ch, version_set, partition, since + 1
-    ):
-        if indicator == "":
-            checkpoint = max(checkpoint, int(next_offset))
+    for next_offset, state in marks:
+        if next_offset >= checkpoint:
+            checkpoint = next_offset
             watermark = float(_dec.decode(state).get("watermark", 0.0))
-            continue
-        key = (indicator, CADENCE_RANK[cadence], unit, period)
-        out.append((key, int(next_offset), restore(indicator, kind, _dec.decode(state))))
-    return out, checkpoint, watermark
+    return objects, table, checkpoint, watermark
 
 
 def checkpoints(ch: ClickHouse, version_set: str) -> dict[int, int]:
@@ -229,9 +280,10 @@ VALUE_COLUMNS = (
 )
 
 
-def write_values(ch: Inserter, rows: list[tuple[Any, ...]]) -> None:
-    if rows:
-        ch.insert(VALUES, dict(zip(VALUE_COLUMNS, zip(*rows, strict=True), strict=True)))
+def write_values(ch: Inserter, columns: dict[str, list[Any]]) -> None:
+    """One INSERT of value columns (VALUE_COLUMNS), when there are rows."""
+    if columns["value"]:
+        ch.insert(VALUES, {k: columns[k] for k in VALUE_COLUMNS})
 
 
 def read_values(ch: ClickHouse, version_set: str) -> dict[tuple[str, str, str, str], float]:

@@ -25,7 +25,7 @@ from ioccore.topics import DEADLETTER, EVENTS, INDICATORS, load_topics
 from services.indicators import store
 from services.indicators.engine import Engine, Lateness
 from services.indicators.model import boundaries, compile_model
-from services.indicators.processor import Flush, Processor, encode_updates, flush_chunks
+from services.indicators.processor import Flush, Processor, flush_chunks
 from services.indicators.settings import IndicatorSettings
 
 log = get_logger("services.indicators")
@@ -84,12 +84,7 @@ async def _flush(proc: Processor, producer: Any, records: list[RecordRef]) -> Fl
     for key, raw, reason in flush.dead_records:
         await producer.send(DEADLETTER, key, raw, None, None, [("reason", reason.encode()[:4000])])
     flush = await asyncio.to_thread(proc.commit, flush, changed, settle=False)
-    t = time.perf_counter()
-    # encoded while the values are being written (off the event loop: it takes ~3 µs per update)
-    records_out = await asyncio.to_thread(
-        lambda: [(unit.encode(), rec) for unit, ups in flush.updates.items() for rec in encode_updates(ups)]
-    )
-    flush.timed("encode_updates", t)
+    records_out = [(unit.encode(), rec) for unit, recs in flush.updates.items() for rec in recs]
     await asyncio.to_thread(proc.settle, flush)
     t = time.perf_counter()
     futures = [await producer.send(INDICATORS, key, record, None, None, None) for key, record in records_out]

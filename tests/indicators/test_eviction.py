@@ -60,14 +60,14 @@ def test_closed_periods_leave_memory_and_keep_their_values(clickhouse):
         records = [RecordRef(EVENTS, 0, offset + i, b"25747", _dossier(offset + i, when)) for i in range(3)]
         offset += 3
         proc.process(records)
-        sizes.append(len(proc.parts[0].series))
+        sizes.append(len(proc.engine.series_of(proc.parts[0])))
         if day == 0:
-            assert day_key in proc.parts[0].series
+            assert day_key in proc.engine.series_of(proc.parts[0])
     values = store.read_values(clickhouse, version)
-    assert day_key not in proc.parts[0].series, "the first day closed 3 weeks ago"
+    assert day_key not in proc.engine.series_of(proc.parts[0]), "the first day closed 3 weeks ago"
     assert values[day_key[0], "day", "74", "2026-03-02"] == 3.0  # still in ClickHouse
     assert values[month_key[0], "month", "74", "2026-03"] == 90.0  # the month is open: kept and complete
-    assert month_key in proc.parts[0].series
+    assert month_key in proc.engine.series_of(proc.parts[0])
     per_day = sizes[1] - sizes[0]  # the series a new day opens
     assert max(sizes[10:]) <= sizes[9] + per_day, f"memory should stop growing once days close: {sizes}"
     # an event for the evicted day is too late: dead-lettered, and the day keeps its value
@@ -97,8 +97,8 @@ def test_series_restored_after_a_restart_leave_memory_when_their_periods_close(c
         )
     restarted = worker()
     restarted.own(0)
-    assert day_key in restarted.parts[0].series  # restored from the checkpoint
+    assert day_key in restarted.engine.series_of(restarted.parts[0])  # restored from the checkpoint
     when = START + dt.timedelta(days=30)
     restarted.process([RecordRef(EVENTS, 0, 9 + i, b"25747", _dossier(9 + i, when)) for i in range(3)])
-    assert day_key not in restarted.parts[0].series
+    assert day_key not in restarted.engine.series_of(restarted.parts[0])
     assert store.read_values(clickhouse, version)[day_key[0], "day", "74", "2026-03-02"] == 3.0
