@@ -31,6 +31,7 @@ from services.indicators.columns import (
     no_codes,
     series_codes,
     split_codes,
+    unique_codes,
 )
 from services.indicators.model import (
     CADENCE_RANK,
@@ -84,6 +85,7 @@ class Rejected:
 @dataclass
 class Applied:
     accepted: list[tuple[int, int, CloudEvent]] = field(default_factory=list)  # (offset, position, event)
+    accepted_times: list[float] = field(default_factory=list)  # their event times (epoch seconds)
     rejected: list[Rejected] = field(default_factory=list)
     changed: set[SeriesKey] = field(default_factory=set)  # series kept as objects
     changed_codes: Any = field(default_factory=no_codes)  # summarised series (sorted codes)
@@ -337,7 +339,7 @@ class Engine:
 
     def codes_of(self, keys: Iterable[SeriesKey]) -> Any:
         """Series keys -> sorted unique codes."""
-        return np.unique(np.fromiter(map(self.code_of, keys), np.int64))
+        return unique_codes(np.fromiter(map(self.code_of, keys), np.int64))
 
     def keys_of(self, codes: Any) -> list[SeriesKey]:
         ind, unit, cadence, period = split_codes(codes)
@@ -425,6 +427,8 @@ class Engine:
         val_event: list[int] = []
         val_value: list[float] = []
         accepted = out.accepted
+        accepted_times = out.accepted_times
+        sources: list[str] = []  # of the events processed, counted at the end
         watermark = part.watermark  # kept in a local, stored back after the loop
         watermark_day = local_day(watermark)
         for offset, items in records:
@@ -478,8 +482,9 @@ class Engine:
                     watermark_day = day
                 elif day < watermark_day:
                     out.late[ev.source] += 1
-                out.processed[ev.source] += 1
+                sources.append(ev.source)
                 accepted.append((offset, position, ev))
+                accepted_times.append(t)
                 if not plan.specs:
                     continue
                 data = ev.data
@@ -516,6 +521,7 @@ class Engine:
                         g.append(v)
             part.next_offset = offset + 1
         part.watermark = watermark
+        out.processed.update(sources)
         horizon = local_day(part.watermark - late_events) - 1  # older events are too late anyway
         for d in [d for d in seen if d < horizon]:
             del seen[d]

@@ -48,6 +48,7 @@ from services.indicators.columns import (
     no_codes,
     split_codes,
     summary_values,
+    unique_codes,
 )
 from services.indicators.engine import (
     Engine,
@@ -175,9 +176,8 @@ class Processor:
             self.foreign_watermark.pop(partition, None)
             last = [k for k, at in written.items() if at == part.next_offset]
             t = part.summaries
-            self.pending_values = np.union1d(
-                self.pending_values,
-                np.union1d(self.engine.codes_of(last), t.codes[t.cols["at"] == part.next_offset]),
+            self.pending_values = unique_codes(
+                self.pending_values, self.engine.codes_of(last), t.codes[t.cols["at"] == part.next_offset]
             )
             log.info(
                 "indicators.partition_restored",
@@ -226,7 +226,12 @@ class Processor:
             refs = {rec.offset: rec for rec, _ in recs}
             applied = self.engine.apply(part, [(rec.offset, good) for rec, good in recs])
             t = flush.timed("engine", t)
-            add_archived_many(batch, [(refs[offset], ev) for offset, _position, ev in applied.accepted], now)
+            add_archived_many(
+                batch,
+                [(refs[offset], ev) for offset, _position, ev in applied.accepted],
+                now,
+                applied.accepted_times,
+            )
             for rej in applied.rejected:
                 ev = rej.event
                 add_dead_letter(
@@ -276,7 +281,7 @@ class Processor:
             all_changed += [codes, self.engine.codes_of(keys)]
             flush.series += len(keys) + len(codes)
         self.pending_values = no_codes()
-        targets = np.unique(np.concatenate(all_changed))
+        targets = unique_codes(*all_changed)
         t = flush.timed("state_rows", t)
         if len(targets):
             if len(self.parts) < self.partitions:
@@ -454,7 +459,7 @@ class Processor:
         levels = self.engine.unit_arrays()[1]
         while len(frontier):
             found: list[Any] = []
-            inds = np.unique(frontier >> IND_SHIFT)
+            inds = unique_codes(frontier >> IND_SHIFT)
             bounds = np.searchsorted(frontier, np.stack([inds << IND_SHIFT, (inds + 1) << IND_SHIFT]))
             for i, lo, hi in zip(inds.tolist(), bounds[0].tolist(), bounds[1].tolist(), strict=True):
                 ratios = ratios_of.get(i)
@@ -469,8 +474,8 @@ class Processor:
                         found.append((sel[ok] & REST_MASK) | (r_ind << IND_SHIFT))
             if not found:
                 break
-            frontier = np.setdiff1d(np.unique(np.concatenate(found)), out, assume_unique=True)
-            out = np.union1d(out, frontier)
+            frontier = np.setdiff1d(unique_codes(*found), out, assume_unique=True)
+            out = unique_codes(out, frontier)
         return out
 
     def _evaluate(self, codes: Any) -> tuple[Any, Any, Any]:
