@@ -326,7 +326,8 @@ class OrderedInserts:
         self._inline = not isinstance(ch, NativeClickHouse)
         self._ch: ClickHouse = ch if self._inline else NativeClickHouse(ch.url, ride_out_s=ch.ride_out_s)
         self._pool = None if self._inline else ThreadPoolExecutor(1, thread_name_prefix="ch-inserts")
-        self._pending: list[Any] = []
+        # One thread runs the inserts in submission order: when the last submitted is done, all are.
+        self._last: Any = None
         self._failure: BaseException | None = None
 
     def insert(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
@@ -334,7 +335,7 @@ class OrderedInserts:
         if self._pool is None:
             self._run(table, columns)
         else:
-            self._pending.append(self._pool.submit(self._run, table, columns))
+            self._last = self._pool.submit(self._run, table, columns)
 
     def _run(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
         if self._failure is not None:
@@ -344,11 +345,16 @@ class OrderedInserts:
         except Exception as exc:
             self._failure = exc
 
-    def wait(self) -> None:
-        """Block until every submitted insert is written; raise the first failure."""
-        pending, self._pending = self._pending, []
-        for fut in pending:
-            fut.exception()
+    def mark(self) -> Any:
+        """A mark of the inserts submitted so far, for `wait(mark)` (another thread may go on submitting)."""
+        return self._last
+
+    def wait(self, mark: Any = None) -> None:
+        """Block until every insert submitted (before `mark`, when given) is written; raise the first failure
+        (of any insert run so far)."""
+        last = self._last if mark is None else mark
+        if last is not None:
+            last.exception()
         if self._failure is not None:
             raise self._failure
 

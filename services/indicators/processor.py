@@ -86,6 +86,7 @@ class Flush:
     updates: dict[str, list[bytes]] = field(default_factory=dict)  # unit -> records of updates (JSON arrays)
     # seconds spent per phase (decode, engine, archive_rows, state_rows, values, evict, wait_clickhouse)
     phases: dict[str, float] = field(default_factory=dict)
+    written: Any = None  # OrderedInserts mark of the flush's last write (set by commit)
 
     def timed(self, phase: str, since: float) -> float:
         """Add the time since `since` to `phase`; returns now (for the next phase)."""
@@ -297,6 +298,7 @@ class Processor:
         t = flush.timed("values", t)
         self.evict()
         flush.timed("evict", t)
+        flush.written = self.inserts.mark()
         if settle:
             self.settle(flush)
         return flush
@@ -306,9 +308,10 @@ class Processor:
         self.inserts.close()
 
     def settle(self, flush: Flush | None = None) -> None:
-        """Wait until every write of the flush is in ClickHouse (raises if one failed for good)."""
+        """Wait until every write of the flush (of every flush, without one) is in ClickHouse (raises if one
+        failed for good). Safe while another thread ingests the next flush."""
         t = time.perf_counter()
-        self.inserts.wait()
+        self.inserts.wait(None if flush is None else flush.written)
         if flush is not None:
             flush.timed("wait_clickhouse", t)
 

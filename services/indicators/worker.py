@@ -77,17 +77,43 @@ def _follow_active_version(proc: Processor, settings: IndicatorSettings) -> Proc
     return new
 
 
-async def _flush(proc: Processor, producer: Any, records: list[RecordRef]) -> Flush:
-    """One flush (see services.indicators.processor): the dead letters are sent once in their table, the
-    updates once the values are in ClickHouse; the caller acknowledges the records after it returns."""
-    flush, changed = await asyncio.to_thread(proc.ingest, records)
-    for key, raw, reason in flush.dead_records:
-        await producer.send(DEADLETTER, key, raw, None, None, [("reason", reason.encode()[:4000])])
-    flush = await asyncio.to_thread(proc.commit, flush, changed, settle=False)
-    records_out = [(unit.encode(), rec) for unit, recs in flush.updates.items() for rec in recs]
+async def _flush(proc: Processor, producer: Any, records: list[RecordRef], max_bytes: int) -> list[Flush]:
+    """The flushes of a batch of records (see services.indicators.processor), in runs of at most `max_bytes`:
+    the dead letters are sent once in their table, the updates once the values are in ClickHouse. Each run's
+    wait for ClickHouse and sending of its updates overlap the next run's decoding and computing; the caller
+    acknowledges the records after this returns (every run written and sent)."""
+    done: list[Flush] = []
+    tail: asyncio.Task | None = None
+    try:
+        for chunk in flush_chunks(records, max_bytes):
+            flush, changed = await asyncio.to_thread(proc.ingest, chunk)
+            if tail is not None:  # the previous run's updates go before this run's
+                done.append(await tail)
+                tail = None
+            for key, raw, reason in flush.dead_records:
+                await producer.send(DEADLETTER, key, raw, None, None, [("reason", reason.encode()[:4000])])
+            flush = await asyncio.to_thread(proc.commit, flush, changed, settle=False)
+            tail = asyncio.create_task(_publish(proc, producer, flush))
+        if tail is not None:
+            done.append(await tail)
+            tail = None
+    finally:
+        if (
+            tail is not None
+        ):  # a failure in the next run: the caller stops the worker; do not leave it dangling
+            tail.cancel()
+    return done
+
+
+async def _publish(proc: Processor, producer: Any, flush: Flush) -> Flush:
+    """Once the flush's writes are in ClickHouse, send its updates."""
     await asyncio.to_thread(proc.settle, flush)
     t = time.perf_counter()
-    futures = [await producer.send(INDICATORS, key, record, None, None, None) for key, record in records_out]
+    futures = [
+        await producer.send(INDICATORS, unit.encode(), record, None, None, None)
+        for unit, records in flush.updates.items()
+        for record in records
+    ]
     if futures:
         await asyncio.gather(*futures)
     await producer.flush()
@@ -131,15 +157,14 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
                 for e in batch
             ]
             phases: dict[str, float] = {}
-            for chunk in flush_chunks(records, settings.max_flush_bytes):
-                try:
-                    flush = await _flush(proc, producer, chunk)
-                except Exception:
-                    # ClickHouse statements wait out an outage (worker_clickhouse_ride_out_s); past that, or on
-                    # any other failure, state in memory may be ahead of ClickHouse: stop, restart from the
-                    # checkpoints.
-                    log.exception("indicators.flush_failed")
-                    os._exit(3)
+            try:
+                flushes = await _flush(proc, producer, records, settings.max_flush_bytes)
+            except Exception:
+                # ClickHouse statements wait out an outage (worker_clickhouse_ride_out_s); past that, or on any
+                # other failure, state in memory may be ahead of ClickHouse: stop, restart from the checkpoints.
+                log.exception("indicators.flush_failed")
+                os._exit(3)
+            for flush in flushes:
                 for k in totals:
                     totals[k] += getattr(flush, k)
                 for k, v in flush.phases.items():
