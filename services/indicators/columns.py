@@ -22,7 +22,6 @@ UNIT_SHIFT = 27
 CADENCE_SHIFT = 24
 MAX_UNITS = 1 << 16
 MAX_PERIODS = 1 << 24
-MAX_INDICATORS = 1 << 20
 REST_MASK = (1 << IND_SHIFT) - 1  # unit, cadence and period of a code
 
 # Measures kept as summaries, by number (0: kept as a Python state object; RATIO: computed from two others).

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -85,9 +85,6 @@ def _rows(ch: ClickHouse, version_set: str, partition: int, min_offset: int = 0)
         "GROUP BY indicator, cadence, unit, period",
         {"v": version_set, "p": partition, "min": min_offset},
     )
-
-
-Restore = Callable[[str, str, Any], State]  # (indicator, kind, dumped state) -> State
 
 
 def _states(
