@@ -147,6 +147,8 @@ _MAPPED = {
     "minimum",
     "maximum",
     "items",
+    "minItems",
+    "maxItems",
 }
 
 
@@ -264,7 +266,14 @@ def data_type(schema: Any, name: str) -> Any:
             items = schema.get("items")
             if items is not None and not isinstance(items, dict):
                 raise Unmapped("items as a list")
-            parts.append(list if items is None else list[data_type(items, name + "_item")])  # type: ignore[misc]
+            meta = {}
+            for key, bound in (("minItems", "min_length"), ("maxItems", "max_length")):
+                if key in schema:
+                    if type(schema[key]) is not int:
+                        raise Unmapped(f"{key} {schema[key]!r}")
+                    meta[bound] = schema[key]
+            kind_ = list if items is None else list[data_type(items, name + "_item")]  # type: ignore[misc]
+            parts.append(_annotated(kind_, meta))
         else:
             raise Unmapped(f"type {kind!r}")
     return parts[0] if len(parts) == 1 else Union[tuple(parts)]  # noqa: UP007

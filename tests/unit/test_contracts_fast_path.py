@@ -336,6 +336,10 @@ SCHEMAS = [
     {"type": "object", "properties": {"n": {"type": "array"}}, "required": ["n", "m"]},
     {
         "type": "object",
+        "properties": {"n": {"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 2}},
+    },
+    {
+        "type": "object",
         "properties": {"n": {"type": "object", "properties": {"x": {"type": "boolean"}}, "required": ["x"]}},
         "additionalProperties": False,
     },
@@ -347,6 +351,7 @@ UNMAPPED = [
     {"type": "object", "properties": {"n": {"type": ["integer", "number"]}}},
     {"type": "object", "properties": {"n": {"type": "array", "items": [{"type": "string"}]}}},
     {"type": "object", "properties": {"n": {"type": "object", "minProperties": 1}}},
+    {"type": "object", "properties": {"n": {"type": "array", "minItems": 1.5}}},
     {"type": "object", "properties": {"n": {"enum": [1.5]}}},
     {"type": "object", "properties": {"n": {"minLength": 1}}},
     {"type": "object", "properties": {"n": {"type": "string", "format": "regex"}}},
@@ -395,6 +400,7 @@ CANDIDATES += [
     "x\\$",
 ]
 CANDIDATES += ["2024-02-29", "2026-02-29", "2026-01-05\n", "a@b.c", "a@b", [], [0], [-1], [1.0], ["a"]]
+CANDIDATES += [[0, 1], [0, 1, 2], [0, "a"]]
 CANDIDATES += [{}, {"x": True}, {"x": 1}, {"x": True, "y": 1}, {"y": 1}]
 
 
