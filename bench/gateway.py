@@ -7,8 +7,10 @@ second process (asyncio + httpx). Figures and same-run baselines:
 - latency: single-event POSTs at a fixed 500 requests/s (open loop) for 10 s: p50/p95/p99; baseline: GET
   /healthz at the same rate (the HTTP stack alone).
 - fan-out: 200 stream clients (100 province viewers, 100 district operators over the 9 districts); indicator
-  records go to ioc.indicators; each client must receive every record in its scope: complete (yes/no),
-  and the time from the first record sent to the last client complete.
+  records go to ioc.indicators, each as the indicators service sends them: one values.updated event of one
+  unit (here the five values one more accident changes: transport.accidents by day, week, month, quarter and
+  year); each client must receive every record in its scope: complete (yes/no), and the time from the first
+  record sent to the last client complete.
 """
 
 from __future__ import annotations
@@ -276,6 +278,12 @@ async def _produce_indicator_records(records: list[tuple[str, bytes]]) -> None:
         await asyncio.gather(*futures)
 
 
+# (cadence, period, period_start) of 2026-11-23's periods
+PERIODS = [("day", "2026-11-23", "2026-11-23"), ("week", "2026-W48", "2026-11-23"),
+           ("month", "2026-11", "2026-11-01"), ("quarter", "2026-Q4", "2026-10-01"),
+           ("year", "2026", "2026-01-01")]  # fmt: skip
+
+
 def _indicator_records() -> tuple[list[tuple[str, bytes]], dict[str, int]]:
     """Records over the province, districts and communes; expected messages per scope (74 or a district)."""
     from ioccore.catalog import load_catalog
@@ -286,12 +294,13 @@ def _indicator_records() -> tuple[list[tuple[str, bytes]], dict[str, int]]:
     expected = {"74": 0, **{d: 0 for d in DISTRICTS}}
     for i in range(FANOUT_RECORDS):
         u = units[i % len(units)]
-        ev = {"specversion": "1.0", "id": f"x|day|{u.code}|2026-11-23|{i}", "source": "urn:ioc:indicators",
-              "type": "vn.binhduong.indicators.value.updated", "time": "2026-11-23T09:00:00+07:00",
-              "subject": u.code, "data": {"indicator": "transport.accidents", "field": "transport",
-              "cadence": "day", "level": u.level, "unit": u.code, "period": "2026-11-23",
-              "period_start": "2026-11-23", "value": float(i), "n": 1, "version": i, "version_set": "v1"}}  # fmt: skip
-        records.append((u.code, json.dumps([ev]).encode()))
+        rows = [{"indicator": "transport.accidents", "cadence": cadence, "period": period, "period_start": start,
+                 "value": float(i), "n": i, "version": i} for cadence, period, start in PERIODS]  # fmt: skip
+        ev = {"specversion": "1.0", "id": f"v1|{u.code}|{i}|{len(rows)}|0", "source": "urn:ioc:indicators",
+              "type": "vn.binhduong.indicators.values.updated", "time": "2026-11-23T09:00:00+07:00",
+              "subject": u.code, "datacontenttype": "application/json",
+              "data": {"version_set": "v1", "level": u.level, "unit": u.code, "values": rows}}  # fmt: skip
+        records.append((u.code, json.dumps(ev).encode()))
         expected["74"] += 1
         district = u.code if u.level == "district" else parent.get(u.code) if u.level == "commune" else None
         if district in expected:

@@ -254,7 +254,8 @@ class Core:
 
     # -- indicator updates ----------------------------------------------------------------------------------
     def decide_update(self, u: dict[str, Any], now: float) -> list[Event]:
-        """One indicator update (the data of a vn.binhduong.indicators.value.updated event)."""
+        """One indicator update: a row of a vn.binhduong.indicators.values.updated event with the event's
+        level, unit and version_set (read: indicator, cadence, level, unit, period, period_start, value)."""
         rules = self.by_indicator.get((u["indicator"], u["cadence"]))
         if not rules:
             return []

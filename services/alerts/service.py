@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
@@ -28,26 +28,10 @@ from services.alerts.rules import PROVINCE, iso, load_maintenance, load_rules
 
 log = get_logger("services.alerts")
 
-UPDATE_TYPE = "vn.binhduong.indicators.value.updated"
+UPDATE_TYPE = "vn.binhduong.indicators.values.updated"
 COMMAND_TYPE = "vn.binhduong.alerts.command"
 SOURCE = "urn:ioc:alerts"
 _enc = msgspec.json.Encoder()
-
-
-class UpdateData(msgspec.Struct, forbid_unknown_fields=True):
-    """data of vn.binhduong.indicators.value.updated (contracts/events/indicators/value.updated.schema.json)."""
-
-    indicator: str
-    field: str
-    cadence: Literal["day", "week", "month", "quarter", "year"]
-    level: Literal["commune", "district", "province"]
-    unit: str
-    period: str
-    period_start: str
-    value: float
-    n: int
-    version: int
-    version_set: str
 
 
 @dataclass
@@ -169,21 +153,27 @@ class AlertsService:
         step.events += len(rows)
 
     def updates(self, values: list[bytes], now: float | None = None) -> Step:
-        """Records of ioc.indicators (CloudEvents batches of value.updated), decoded by the contracts (typed fast
-        path for valid records, the JSON Schema's reason for each invalid event, which goes to the dead letters)."""
+        """Records of ioc.indicators (CloudEvents of values.updated: one unit's changed values, up to 1,000
+        compact rows an event), decoded by the contracts (typed fast path for valid records, the JSON Schema's
+        reason for each invalid event, which goes to the dead letters). Rows no rule watches are skipped before
+        anything is built for them; each watched row, with its event's level, unit and version_set, is one
+        update for Core.decide_update."""
         now = time.time() if now is None else now
         step, rows = Step(), []
         watched = self.core.by_indicator
         for raw in values:
-            for d in self._decoded(raw, step):
-                if (d.indicator, d.cadence) not in watched:
-                    continue  # not an update any rule watches: not this service's concern
-                step.updates += 1
-                self._decide(rows, self.core.decide_update, msgspec.structs.asdict(d), now)
+            for data in self._decoded(raw, step):
+                head = {"level": data["level"], "unit": data["unit"], "version_set": data["version_set"]}
+                for r in data["values"]:
+                    if (r["indicator"], r["cadence"]) not in watched:
+                        continue  # not a value any rule watches: not this service's concern
+                    step.updates += 1
+                    self._decide(rows, self.core.decide_update, {**r, **head}, now)
         self._commit(step, rows)
         return step
 
-    def _decoded(self, raw: bytes, step: Step) -> list[UpdateData]:
+    def _decoded(self, raw: bytes, step: Step) -> list[dict[str, Any]]:
+        """The data of each valid values.updated event of a record; the rest to the dead letters."""
         out = []
         for item in self.contracts.decode(raw):
             if isinstance(item, Rejection):
@@ -193,7 +183,7 @@ class AlertsService:
                     (None, _enc.encode(item), f"unexpected event type {item.type!r} on ioc.indicators")
                 )
             else:
-                out.append(msgspec.convert(item.data, UpdateData))
+                out.append(item.data)
         return out
 
     def commands(self, values: list[bytes], now: float | None = None) -> Step:

@@ -9,7 +9,7 @@ class AlertSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IOC_ALERTS_", extra="ignore")
 
     app_id: str = "ioc-alerts"
-    # Indicator records taken per step (each a batch of up to 1,000 updates) and the wait for a batch.
+    # Indicator records taken per step (each one unit's event of up to 1,000 values) and the wait for a batch.
     max_records: int = 200
     batch_s: float = 0.05
     # A fetch on the local Tansu waits this long when no data is there, even if some arrives (ioccore.streams).

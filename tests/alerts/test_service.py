@@ -26,19 +26,29 @@ def catalog():
     return load_catalog()
 
 
-def update_record(unit: str, value: float, version: int, period="2026-11-23", level="district") -> bytes:
+def row(value: float, version: int, period="2026-11-23", indicator=IND, cadence="day") -> dict:
+    start = period if cadence == "day" else "2026-11-23"  # the rows of other cadences here: the week 2026-W48
+    return {"indicator": indicator, "cadence": cadence, "period": period, "period_start": start,
+            "value": value, "n": int(value), "version": version}  # fmt: skip
+
+
+def update_record(
+    unit: str, value: float, version: int, period="2026-11-23", level="district", others=()
+) -> bytes:
+    """One record of ioc.indicators as the indicators service sends it: one values.updated event of the unit,
+    its row of IND after the `others`."""
     event = {
         "specversion": "1.0",
-        "id": f"{IND}|day|{unit}|{period}|{version}",
+        "id": f"v1|{unit}|{version}|{len(others) + 1}|0",
         "source": "urn:ioc:indicators",
-        "type": "vn.binhduong.indicators.value.updated",
+        "type": "vn.binhduong.indicators.values.updated",
         "time": "2026-11-23T10:15:02+07:00",
         "subject": unit,
-        "data": {"indicator": IND, "field": "environment", "cadence": "day", "level": level, "unit": unit,
-                 "period": period, "period_start": period, "value": value, "n": int(value),
-                 "version": version, "version_set": "v1"},
+        "datacontenttype": "application/json",
+        "data": {"version_set": "v1", "level": level, "unit": unit,
+                 "values": [*others, row(value, version, period)]},
     }  # fmt: skip
-    return msgspec.json.encode([event])
+    return msgspec.json.encode(event)
 
 
 def command_record(action: str, alert_id: str, district: str | None, role="district_operator", **kw) -> bytes:
@@ -136,15 +146,36 @@ def test_timeliness_figures_and_no_data_alerts_are_valid_events(clickhouse, cata
 
 def test_a_bad_update_in_a_batch_is_dead_lettered_and_the_rest_is_judged(clickhouse, catalog):
     svc = AlertsService(clickhouse, load_contracts(), build_core(clickhouse, catalog))
-    good = json.loads(update_record("718", 1700, 1))[0]
-    bad = json.loads(update_record("724", 1, 1))[0]
-    bad["data"]["cadence"] = "hour"
+    good = json.loads(update_record("718", 1700, 1))
+    bad = json.loads(update_record("724", 1, 1))
+    bad["data"]["values"][0]["cadence"] = "hour"
     step = svc.updates([json.dumps([bad, good]).encode()], T0)
     assert [json.loads(v)["type"] for t, _, v in step.records if t == ALERTS] == [
         "vn.binhduong.alerts.raised"
     ]
     [(_, raw, reason)] = step.dead
     assert "cadence" in reason and json.loads(raw)["subject"] == "724"
+
+
+def test_an_event_of_many_rows_judges_each_watched_row_and_skips_the_rest(clickhouse, catalog):
+    svc = AlertsService(clickhouse, load_contracts(), build_core(clickhouse, catalog))
+    assert ("admin_procedures.dossiers_received", "day") not in svc.core.by_indicator
+    assert (IND, "week") not in svc.core.by_indicator
+    others = [
+        row(5000, 1, indicator="admin_procedures.dossiers_received"),  # no rule watches it
+        row(9000, 1, "2026-W48", cadence="week"),  # the rule watches IND by day only
+        row(1500, 1, "2026-11-22"),  # below 718's threshold (1669)
+    ]
+    step = svc.updates([update_record("718", 1700, 1, others=others)], T0)
+    assert step.updates == 2 and step.dead == []
+    [raised] = published(step, ALERTS)
+    assert raised["type"] == "vn.binhduong.alerts.raised"
+    assert (raised["subject"], raised["data"]["rule"], raised["data"]["period"], raised["data"]["value"]) == (
+        "718", RULE, "2026-11-23", 1700,
+    )  # fmt: skip
+    # the unit and level are the event's: the same rows for a commune are judged by no district rule
+    step = svc.updates([update_record("25747", 1800, 2, level="commune", others=others)], T0 + 1)
+    assert step.events == 0
 
 
 def test_reconcile_finds_the_current_state_equal_to_the_fold_and_names_a_divergence(clickhouse, catalog):

@@ -94,21 +94,30 @@ def calls(ch: ClickHouse, rows: list[dict[str, Any]]) -> None:
     ch.insert("calls", {c: [r[c] for r in rows] for c in rows[0]})
 
 
-def indicator_event(indicator: str, unit: str, day: dt.date, v: float, version: int = 1) -> dict[str, Any]:
-    cadence = "day"
-    data = {
-        "indicator": indicator, "field": indicator.split(".")[0], "cadence": cadence, "level": level_of(unit),
-        "unit": unit, "period": day.isoformat(), "period_start": day.isoformat(), "value": v, "n": 1,
-        "version": version, "version_set": "v1",
+def indicator_row(
+    indicator: str, day: dt.date, v: float, version: int = 1, cadence: str = "day", period: str | None = None
+) -> dict[str, Any]:
+    """One row of a values.updated event: `period` is the label of the period starting on `day` (that day's
+    date for cadence day)."""
+    return {
+        "indicator": indicator, "cadence": cadence, "period": period or day.isoformat(),
+        "period_start": day.isoformat(), "value": v, "n": 1, "version": version,
     }  # fmt: skip
+
+
+def indicator_event(unit: str, *rows: dict[str, Any], version_set: str = "v1") -> dict[str, Any]:
+    """A record of ioc.indicators as the indicators service sends it: one values.updated event carrying the
+    unit's changed values (indicator_row)."""
+    top = max(r["version"] for r in rows)
     return {
         "specversion": "1.0",
-        "id": f"{indicator}|{cadence}|{unit}|{day.isoformat()}|{version}",
+        "id": f"{version_set}|{unit}|{top}|{len(rows)}|0",
         "source": "urn:ioc:indicators",
-        "type": "vn.binhduong.indicators.value.updated",
+        "type": "vn.binhduong.indicators.values.updated",
         "time": "2026-11-23T09:00:00+07:00",
         "subject": unit,
-        "data": data,
+        "datacontenttype": "application/json",
+        "data": {"version_set": version_set, "level": level_of(unit), "unit": unit, "values": list(rows)},
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def test_the_wall_shows_27_fields_and_9_districts_and_updates_live(live_gateway,
     gw = live_gateway
     ch = gw.app.state.gw.ch
     seed.active(ch)
-    ind, _cadence = key_indicator("transport", "province")
+    ind, cadence = key_indicator("transport", "province")
     seed.values(ch, [seed.value(ind.id, "74", TODAY, 5.0)])
     seed.alerts(
         ch,
@@ -70,18 +71,30 @@ def test_the_wall_shows_27_fields_and_9_districts_and_updates_live(live_gateway,
     assert page.locator(".tile[data-field='transport']").get_attribute("data-value") == "5"
     assert page.locator(".district[data-district='718'] [data-severity='critical']").inner_text() == "1"
     page.wait_for_selector(".live.ok", timeout=30_000)
-    # New events arrive: the tile and the ticker change without a reload.
+    # New events arrive: the tiles and the ticker change without a reload. One update event carries the
+    # province's changed values: the transport tile's, another cadence of it (not the tile's), a late value of
+    # the day before (not the latest), another field's.
     a724 = seed.alert_row("a724", C724, D724, severity="warning")
     seed.alerts(ch, [a724])
+    other, other_cadence = key_indicator("environment", "province")
+    assert cadence == other_cadence == "day"  # the rows below are of the day TODAY
+    rows = [
+        seed.indicator_row(ind.id, TODAY, 123.0, version=2, cadence=cadence),
+        seed.indicator_row(ind.id, TODAY, 999.0, version=2, cadence="week", period="2026-W48"),
+        seed.indicator_row(ind.id, TODAY - dt.timedelta(days=1), 555.0, version=2, cadence=cadence),
+        seed.indicator_row(other.id, TODAY, 77.0, version=2, cadence=other_cadence),
+    ]
     _send(
         [
-            (INDICATORS, "74", [seed.indicator_event(ind.id, "74", TODAY, 123.0, version=2)]),
+            (INDICATORS, "74", seed.indicator_event("74", *rows)),
             (ALERTS, "a724", seed.alert_event("raised", a724, 1)),
         ]
     )
     page.wait_for_selector(".tile[data-field='transport'][data-value='123']", timeout=30_000)
+    page.wait_for_selector(".tile[data-field='environment'][data-value='77']", timeout=30_000)
     page.wait_for_selector("#ticker [data-alert-id='a724']", timeout=30_000)
     page.wait_for_selector(".district[data-district='724'] .sev.warning", timeout=30_000)
+    assert page.locator(".tile[data-field='transport']").get_attribute("data-value") == "123"
     page.screenshot(path=str(ARTIFACTS / "wall.png"))
     # English switch.
     page.click("#lang")

@@ -74,11 +74,12 @@ def test_each_client_gets_exactly_the_updates_of_its_scope_and_can_resume(live_g
         assert r.connected.wait(30) and r.error is None, r.error
     # Readers are registered once connected; the hub is fed after.
     a718, a724 = seed.alert_row("a718", C718, D718), seed.alert_row("a724", C724, D724)
+    accidents = lambda v: seed.indicator_row("transport.accidents", TODAY, v)  # noqa: E731
     _send(
         [
-            (INDICATORS, D718, [seed.indicator_event("transport.accidents", D718, TODAY, 4.0)]),
-            (INDICATORS, C724, [seed.indicator_event("transport.accidents", C724, TODAY, 1.0)]),
-            (INDICATORS, "74", [seed.indicator_event("transport.accidents", "74", TODAY, 9.0)]),
+            (INDICATORS, D718, seed.indicator_event(D718, accidents(4.0))),
+            (INDICATORS, C724, seed.indicator_event(C724, accidents(1.0))),
+            (INDICATORS, "74", seed.indicator_event("74", accidents(9.0))),
             (ALERTS, "a718", seed.alert_event("raised", a718, 1)),
             (ALERTS, "a724", seed.alert_event("raised", a724, 1)),
             (HOTLINE_LIVE, "c1", seed.live_call_event("c1", C718, D718)),
@@ -89,6 +90,8 @@ def test_each_client_gets_exactly_the_updates_of_its_scope_and_can_resume(live_g
         assert r.error is None and not r.is_alive()
     subjects = lambda rd: sorted((m[1], m[2][0]["subject"]) for m in rd.messages)  # noqa: E731
     assert subjects(op718) == [("alerts", C718), ("calls", C718), ("indicators", D718)]
+    [(update,)] = [m[2] for m in op718.messages if m[1] == "indicators"]
+    assert (update["data"]["unit"], update["data"]["values"][0]["value"]) == (D718, 4.0)
     assert len(province.messages) == 6
     assert subjects(commune) == [("indicators", C724)]
     # Reconnecting with the id of the first message replays the two after it, nothing else.

@@ -104,3 +104,55 @@ def test_streamed_values_equal_the_sql_recount_and_replay_regroups_by_2025_units
     again = reconcile(clickhouse, model, boundaries(catalog, "2025"), result.version_set)
     assert again.checked > 1_000
     assert again.mismatches == 0, again.examples
+
+
+def test_updates_are_compact_contract_events_ending_at_the_stored_values(clickhouse, records):
+    from ioccore.contracts import CloudEvent, load_contracts
+
+    catalog = load_catalog()
+    model = compile_model(catalog)
+    version = store.ensure_active_version(clickhouse, "2024", model.catalog_hash)
+    proc = Processor(
+        clickhouse,
+        catalog.contracts,
+        Engine(model, boundaries(catalog, "2024")),
+        version["version_set"],
+        4,
+        EVENTS,
+    )
+    contracts = load_contracts()
+    announced: dict = {}
+    sizes = []
+    for start in range(0, len(records), 40):
+        flush = proc.process(records[start : start + 40])
+        rows_sent = 0
+        for unit, raws in flush.updates.items():
+            for raw in raws:
+                sizes.append(len(raw))
+                (event,) = contracts.decode(raw)  # one compact event a record, valid on the typed fast path
+                assert isinstance(event, CloudEvent), event
+                assert contracts._fast(raw) is not None
+                assert event.type == "vn.binhduong.indicators.values.updated"
+                assert event.subject == unit == event.data["unit"]
+                assert 1 <= len(event.data["values"]) <= 1000
+                for row in event.data["values"]:
+                    k = (row["indicator"], row["cadence"], unit, row["period"])
+                    assert announced.get(k, (-1, None))[0] <= row["version"]
+                    announced[k] = (row["version"], row["value"])
+                    rows_sent += 1
+        assert rows_sent <= flush.values  # only changed values are announced
+    stored = {
+        (ind, cadence, unit, period): (ver, value)
+        for ind, cadence, unit, period, value, ver in clickhouse.execute(
+            "SELECT indicator, cadence, unit, period, value, version FROM indicator_values FINAL "
+            "WHERE version_set = %(v)s",
+            {"v": version["version_set"]},
+        )
+    }
+    assert len(stored) > 5_000
+    # every stored value was announced, and the last announcement of each series is the stored value (a row
+    # is sent when the value changed: the stored version may have grown since, with the same value)
+    assert announced.keys() == stored.keys()
+    assert {k: v for k, (_, v) in announced.items()} == {k: v for k, (_, v) in stored.items()}
+    assert all(ver <= stored[k][0] for k, (ver, _) in announced.items())
+    assert max(sizes) < 1_000_000  # under the producer's request limit

@@ -43,10 +43,19 @@ def _unknown_type() -> bytes:
     return json.dumps(e).encode()
 
 
+def _sql_strings(v):
+    if isinstance(v, dict):
+        return {k: _sql_strings(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_sql_strings(x) for x in v]
+    return SQL if isinstance(v, str) else v
+
+
 def _with_sql(etype: str) -> bytes:
-    """An event of `etype` whose every string in data is SQL metacharacters: invalid for its contract."""
+    """An event of `etype` whose every string in data (nested ones too, e.g. the rows of values.updated) is
+    SQL metacharacters: invalid for its contract."""
     e = copy.deepcopy(EXAMPLES[etype])
-    e["data"] = {k: (SQL if isinstance(v, str) else v) for k, v in e["data"].items()}
+    e["data"] = _sql_strings(e["data"])
     e["id"] = f"sql-{uuid.uuid4().hex[:8]}"
     return json.dumps(e).encode()
 
@@ -171,7 +180,7 @@ def test_the_alerts_worker_dead_letters_garbage_on_both_inputs_and_goes_on(datab
     ch = database
     land = json.dumps(EXAMPLES["vn.binhduong.land.land_dispute.received"]).encode()
     on_indicators, n_indicators = _garbage_and(
-        [(b"k", land, 1), (b"k", _with_sql("vn.binhduong.indicators.value.updated"), 1)]
+        [(b"k", land, 1), (b"k", _with_sql("vn.binhduong.indicators.values.updated"), 1)]
     )
     on_commands, n_commands = _garbage_and([(b"k", _with_sql("vn.binhduong.alerts.command"), 1)])
     expected = n_indicators + n_commands

@@ -107,7 +107,7 @@ def _data_properties(etype: str) -> list[str]:
 
 def test_every_event_type_is_fuzzed_below():
     assert set(BY_TYPE) == set(CONTRACTS.types), "each contract has an example to start from"
-    assert {"vn.binhduong.indicators.value.updated", "vn.binhduong.alerts.command"} <= set(BY_TYPE)
+    assert {"vn.binhduong.indicators.values.updated", "vn.binhduong.alerts.command"} <= set(BY_TYPE)
     assert sum(t.startswith("vn.binhduong.hotline.") for t in BY_TYPE) >= 10
 
 
@@ -161,10 +161,10 @@ def test_each_required_data_property_removed_is_named():
 
 
 def test_numbers_json_does_not_know_are_rejected_not_crashed():
-    example = BY_TYPE["vn.binhduong.indicators.value.updated"]
+    example = BY_TYPE["vn.binhduong.indicators.values.updated"]
     for literal in ("NaN", "Infinity", "-Infinity", "1e999", "9" * 5000):
         event = json.loads(json.dumps(example))
-        event["data"]["value"] = "__N__"
+        event["data"]["values"][0]["value"] = "__N__"
         raw = json.dumps(event).replace('"__N__"', literal).encode()
         items = list(CONTRACTS.decode(raw))
         assert len(items) == 1
@@ -175,7 +175,7 @@ def test_numbers_json_does_not_know_are_rejected_not_crashed():
 def test_bytes_msgspec_does_not_call_a_decode_error_are_rejections():
     """UTF-8-encoded surrogates (msgspec raises UnicodeDecodeError) and nesting past the recursion limit
     (RecursionError) once escaped `decode` and would have stopped a worker."""
-    example = json.dumps(BY_TYPE["vn.binhduong.indicators.value.updated"]).encode()
+    example = json.dumps(BY_TYPE["vn.binhduong.indicators.values.updated"]).encode()
     for raw in (
         example.replace(b'"day"', b'"d\xed\xa0\x80y"'),
         b'{"id": "\xed\xbf\xbf"}',

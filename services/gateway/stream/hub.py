@@ -54,8 +54,9 @@ class Hub:
     def __init__(self, buffer: int = 20_000, client_queue: int = 5_000, buffer_bytes: int = 64 * 1024 * 1024):
         self.epoch = uuid.uuid4().hex[:8]
         self.seq = 0
-        # The resume buffer is bounded by count and by bytes: an indicators record carries up to 1,000 updates
-        # of one unit, so frames range from 1 kB to ~300 kB, and a count alone let the soak's gateway hold 1 GB.
+        # The resume buffer is bounded by count and by bytes: an indicators record is one event of up to 1,000
+        # values of one unit, so frames range from under 1 kB to ~150 kB, and a count alone let the soak's
+        # gateway hold 1 GB (when a record was up to 1,000 whole events, ~300 kB).
         self.buffer: deque[Message] = deque()
         self.buffer_max = buffer
         self.buffer_max_bytes = buffer_bytes

@@ -98,17 +98,25 @@ async function load() {
   document.getElementById("feed").replaceChildren(...calls.body.map((c) => callItem(c, false)));
 }
 
+// One values.updated event: a unit's changed values, many rows (indicator, cadence, period, value, ...).
 function onIndicator(ev) {
   const d = ev.data;
-  const tile = state.byIndicator.get(d.indicator);
-  if (!tile || d.unit !== scope || d.cadence !== tile.cadence) return;
-  if (tile.period === d.period) tile.trend[tile.trend.length - 1] = d.value; else { tile.trend.push(d.value); tile.trend = tile.trend.slice(-14); }
-  tile.period = d.period; tile.value = d.value;
-  if (tile.target !== null && tile.target !== undefined) {
-    const better = tile.direction === "lower_is_better" ? d.value <= tile.target : d.value >= tile.target;
-    tile.status = better ? "good" : "bad";
+  if (!d || d.unit !== scope || !Array.isArray(d.values)) return;
+  const changed = new Set();
+  for (const r of d.values) {
+    const tile = state.byIndicator.get(r.indicator);
+    if (!tile || r.cadence !== tile.cadence) continue;
+    // a late value of an older period (one cadence's labels sort by time): not the tile's latest
+    if (tile.period && r.period < tile.period) continue;
+    if (tile.period === r.period) tile.trend[tile.trend.length - 1] = r.value; else { tile.trend.push(r.value); tile.trend = tile.trend.slice(-14); }
+    tile.period = r.period; tile.value = r.value;
+    if (tile.target !== null && tile.target !== undefined) {
+      const better = tile.direction === "lower_is_better" ? r.value <= tile.target : r.value >= tile.target;
+      tile.status = better ? "good" : "bad";
+    }
+    changed.add(tile);
   }
-  updateTile(tile, true);
+  for (const tile of changed) updateTile(tile, true);
 }
 
 function onAlert(ev) {
