@@ -10,6 +10,7 @@ Queries take `%(name)s` parameters (bound by ioccore.sql); inserts are columnar 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import random
@@ -17,9 +18,12 @@ import re
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlparse
+
+import msgspec
 
 from ioccore.errors import OperationalError
 from ioccore.logging import get_logger
@@ -311,55 +315,200 @@ def probe(url: str, timeout_s: float = 2.0) -> str:
         client.disconnect()
 
 
+class InsertFailed(Exception):
+    """An INSERT of OrderedInserts failed for good (after the connection's own retries), or its process died."""
+
+
 class OrderedInserts:
-    """INSERTs run in submission order on a second connection, in a background thread, while the caller goes
-    on computing (the server parses and writes on the other core; the driver waits without the GIL).
+    """INSERTs run in submission order by a child process with its own connection, while the caller goes on
+    computing. The driver's per-value Python work (a third of an indicators flush's CPU) then runs on the
+    other core instead of contending for the caller's GIL, and the server parses and writes meanwhile. The
+    columns travel to the child as msgpack over a pipe (C-speed both ways; a writer thread does the blocking
+    writes, a reader thread takes the child's answers).
 
     A failed insert (after the connection's own retries) stops the queue: the inserts submitted after it are
     not run, and `wait()` raises the first failure (every later `wait()` too). So a later write never lands
-    without an earlier one (a checkpoint without its archive rows, say). On chdb (in-process, one session)
-    inserts run at once."""
+    without an earlier one (a checkpoint without its archive rows, say). The child exits when its input
+    closes (`close()`, the object collected, or this process gone, even by kill -9): what it already took
+    lands in order, which the sinks' keys make harmless. On chdb (in-process, one session) inserts run at
+    once."""
 
     def __init__(self, ch: ClickHouse):
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._inline = not isinstance(ch, NativeClickHouse)
-        self._ch: ClickHouse = ch if self._inline else NativeClickHouse(ch.url, ride_out_s=ch.ride_out_s)
-        self._pool = None if self._inline else ThreadPoolExecutor(1, thread_name_prefix="ch-inserts")
-        # One thread runs the inserts in submission order: when the last submitted is done, all are.
-        self._last: Any = None
-        self._failure: BaseException | None = None
+        self._inline: ClickHouse | None = None if isinstance(ch, NativeClickHouse) else ch
+        self._channel: _InsertChannel | None = None
+        if self._inline is None:  # started now: its start-up is over by the first flush
+            self._channel = _InsertChannel(ch.url, getattr(ch, "ride_out_s", 0.0))
+            weakref.finalize(self, self._channel.close)
+        self._lock = threading.Lock()
+        self._submitted = 0
+        self._failure: BaseException | None = None  # inline mode
 
     def insert(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
         """Queue an insert (on chdb: run it now). Failures surface in `wait()`."""
-        if self._pool is None:
-            self._run(table, columns)
-        else:
-            self._last = self._pool.submit(self._run, table, columns)
+        if self._inline is not None:
+            if self._failure is None:
+                try:
+                    self._inline.insert(table, columns)
+                except Exception as exc:
+                    self._failure = exc
+            return
+        frame = _insert_frame(table, columns)
+        assert self._channel is not None
+        with self._lock:
+            self._submitted += 1
+            self._channel.send(self._submitted, frame)
 
-    def _run(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
-        if self._failure is not None:
-            return  # an earlier insert failed: run nothing after it
-        try:
-            self._ch.insert(table, columns)
-        except Exception as exc:
-            self._failure = exc
-
-    def mark(self) -> Any:
+    def mark(self) -> int:
         """A mark of the inserts submitted so far, for `wait(mark)` (another thread may go on submitting)."""
-        return self._last
+        return self._submitted
 
-    def wait(self, mark: Any = None) -> None:
-        """Block until every insert submitted (before `mark`, when given) is written; raise the first failure
+    def wait(self, mark: int | None = None) -> None:
+        """Block until every insert submitted (up to `mark`, when given) is written; raise the first failure
         (of any insert run so far)."""
-        last = self._last if mark is None else mark
-        if last is not None:
-            last.exception()
-        if self._failure is not None:
-            raise self._failure
+        if self._inline is not None:
+            if self._failure is not None:
+                raise self._failure
+            return
+        if self._channel is not None:
+            self._channel.wait(self._submitted if mark is None else mark)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-        if not self._inline:
-            self._ch.close()
+        """Let the child finish what it was given, then stop it."""
+        if self._channel is not None:
+            self._channel.close()
+
+
+class _InsertChannel:
+    """The child process of an OrderedInserts and the two threads that talk to it. Frames both ways are a
+    4-byte big-endian length and a body: to the child an 8-byte sequence number and the msgpack of [table,
+    names, columns, date columns]; back the msgpack of [sequence number, failure or None]."""
+
+    def __init__(self, url: str, ride_out_s: float):
+        import queue
+        import subprocess
+        import sys
+
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", "from ioccore.clickhouse import serve_inserts; serve_inserts()", url,
+             str(ride_out_s)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )  # fmt: skip
+        self._outbox: queue.SimpleQueue[tuple[int, bytes] | None] = queue.SimpleQueue()
+        self._done = 0
+        self._failure: BaseException | None = None
+        self._closing = False
+        self._cond = threading.Condition()
+        threading.Thread(target=self._write, name="ch-inserts-out", daemon=True).start()
+        threading.Thread(target=self._read, name="ch-inserts-in", daemon=True).start()
+
+    def send(self, seq: int, frame: bytes) -> None:
+        self._outbox.put((seq, frame))
+
+    def _write(self) -> None:
+        pipe = self._proc.stdin
+        assert pipe is not None
+        try:
+            while (item := self._outbox.get()) is not None:
+                seq, frame = item
+                pipe.write((8 + len(frame)).to_bytes(4, "big") + seq.to_bytes(8, "big"))
+                pipe.write(frame)
+                pipe.flush()
+        except OSError as exc:
+            self._fail(InsertFailed(f"the insert process stopped taking inserts ({exc})"))
+        finally:
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+    def _read(self) -> None:
+        pipe = self._proc.stdout
+        assert pipe is not None
+        decode = msgspec.msgpack.Decoder(tuple[int, str | None]).decode
+        while len(head := pipe.read(4)) == 4:
+            seq, failure = decode(pipe.read(int.from_bytes(head, "big")))
+            with self._cond:
+                self._done = seq
+                if failure is not None and self._failure is None:
+                    self._failure = InsertFailed(failure)
+                self._cond.notify_all()
+        code = self._proc.wait()
+        if not self._closing:
+            self._fail(InsertFailed(f"the insert process exited with code {code}"))
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._cond:
+            if self._failure is None:
+                self._failure = exc
+            self._cond.notify_all()
+
+    def wait(self, seq: int) -> None:
+        with self._cond:
+            while self._done < seq and self._failure is None:
+                self._cond.wait()
+            if self._failure is not None:
+                raise self._failure
+
+    def close(self) -> None:
+        if not self._closing:
+            self._closing = True
+            self._outbox.put(None)
+            with contextlib.suppress(Exception):
+                self._proc.wait(timeout=600)
+
+
+_DATE_KINDS = {"date": dt.date.fromisoformat, "datetime": dt.datetime.fromisoformat}
+_frames = msgspec.msgpack.Encoder(enc_hook=lambda o: o.item() if hasattr(o, "item") else o.tolist())
+
+
+def _insert_frame(table: str, columns: Mapping[str, Sequence[Any]]) -> bytes:
+    """An insert as msgpack. Dates and naive datetimes travel as ISO text and are read back by the child
+    (aware datetimes travel as msgpack timestamps; the rest as they are)."""
+    names = list(columns)
+    data = [v.tolist() if hasattr(v, "tolist") else list(v) for v in columns.values()]
+    kinds = []
+    for i, col in enumerate(data):
+        first = next((x for x in col if x is not None), None)
+        if type(first) is dt.date or (isinstance(first, dt.datetime) and first.tzinfo is None):
+            kinds.append((i, "date" if type(first) is dt.date else "datetime"))
+    return _frames.encode((table, names, data, kinds))
+
+
+def serve_inserts() -> None:
+    """The child of OrderedInserts: run the inserts read from stdin in order, answer each on stdout."""
+    import os
+    import sys
+
+    url, ride_out_s = sys.argv[1], float(sys.argv[2])
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything printed goes to the log (stderr), not into the answers
+    from ioccore.logging import configure_logging
+
+    configure_logging()  # the retries' warnings as the parent logs them
+    inp = sys.stdin.buffer
+    parent = os.getppid()
+    ch = NativeClickHouse(url, ride_out_s=ride_out_s)
+    decode = msgspec.msgpack.Decoder(tuple[str, list[str], list[list[Any]], list[tuple[int, str]]]).decode
+    answer = msgspec.msgpack.Encoder().encode
+    failure: str | None = None
+    try:
+        while len(head := inp.read(4)) == 4:
+            body = inp.read(int.from_bytes(head, "big"))
+            seq = int.from_bytes(body[:8], "big")
+            if failure is None and os.getppid() != parent:
+                break  # orphaned (its parent was killed): take nothing more
+            if failure is None:
+                try:
+                    table, names, data, kinds = decode(body[8:])
+                    for i, kind in kinds:
+                        parse = _DATE_KINDS[kind]
+                        data[i] = [None if x is None else parse(x) for x in data[i]]
+                    ch.insert(table, dict(zip(names, data, strict=True)))
+                except Exception as exc:
+                    failure = f"{type(exc).__name__}: {exc}"
+            reply = answer((seq, failure))
+            answers.write(len(reply).to_bytes(4, "big") + reply)
+            answers.flush()
+    except (BrokenPipeError, KeyboardInterrupt):
+        pass
+    finally:
+        ch.close()

@@ -7,7 +7,7 @@ Order of writes in a flush (a crash between any two steps loses nothing and doub
   3. the values of the changed series, merged over all partitions (read from ClickHouse for the partitions
      another worker owns), and their updates on ioc.indicators;
   4. the caller acknowledges the records (Faust commits the offsets).
-The INSERTs of steps 1-3 run in that order on a second connection (ioccore.clickhouse.OrderedInserts) while
+The INSERTs of steps 1-3 run in that order in a child process (ioccore.clickhouse.OrderedInserts) while
 the flush goes on computing; nothing after a failed one is written, and step 4 waits for all of them.
 On restart a partition is restored from its checkpoint, records below it are skipped, and the values of
 the series of the last checkpointed flush are recomputed (step 3 may not have happened).
@@ -157,7 +157,7 @@ class Processor:
         self.emitted = Table(version=np.int64, value=np.float64)  # last value written, by series code
         self.pending_values = no_codes()  # restored: recompute their values at the next flush
         self.levels = engine.bounds.levels
-        # The flush's INSERTs, in order, on a second connection: the server ingests while this computes.
+        # The flush's INSERTs, in order, by a child process: the driver and the server work while this computes.
         self.inserts = OrderedInserts(ch)
         self._fragments_cache: _Fragments | None = None
 
@@ -224,13 +224,16 @@ class Processor:
             by_partition[rec.partition].append((rec, good))
         t = flush.timed("decode", t)
         changed: dict[int, Changed] = {}
+        accepted = rejected = 0
+        dead_records: list[tuple[bytes | None, bytes, str]] = []
         for p, recs in by_partition.items():
             part = self.parts[p]
             refs = {rec.offset: rec for rec, _ in recs}
             applied = self.engine.apply(part, [(rec.offset, good) for rec, good in recs])
             t = flush.timed("engine", t)
+            rows = Batch()
             add_archived_many(
-                batch,
+                rows,
                 [(refs[offset], ev) for offset, _position, ev in applied.accepted],
                 now,
                 applied.accepted_times,
@@ -238,11 +241,16 @@ class Processor:
             for rej in applied.rejected:
                 ev = rej.event
                 add_dead_letter(
-                    batch,
+                    rows,
                     refs[rej.offset],
                     Rejection(rej.position, rej.reason, _enc.encode(ev), ev.source, ev.type),
                     now,
                 )
+            # Written per partition: the inserts start on these rows while the next partition is computed.
+            write_batch(self.inserts, rows)
+            accepted += rows.accepted
+            rejected += rows.rejected
+            dead_records += rows.dead_records
             for source, n in applied.processed.items():
                 self._counter(p, source)[0] += n
             for source, n in applied.dead_lettered.items():
@@ -256,12 +264,12 @@ class Processor:
             flush.duplicates += sum(applied.duplicates.values())
             changed[p] = (applied.changed, applied.changed_codes)
             t = flush.timed("archive_rows", t)
-        flush.events = batch.accepted + batch.rejected + flush.duplicates
-        flush.archived = batch.accepted
-        flush.dead_lettered = batch.rejected
-        flush.dead_records = batch.dead_records
-        write_batch(self.inserts, batch)
-        if batch.dead_records:
+        write_batch(self.inserts, batch)  # what did not decode into events at all
+        flush.events = accepted + rejected + batch.rejected + flush.duplicates
+        flush.archived = accepted
+        flush.dead_lettered = rejected + batch.rejected
+        flush.dead_records = batch.dead_records + dead_records
+        if flush.dead_records:
             self.inserts.wait()  # the dead-letter table before the topic
         flush.timed("archive_rows", t)
         return flush, changed

@@ -1,6 +1,9 @@
 """Migrations and the ClickHouse helper on ClickHouse 18.16 (server) and current ClickHouse (chdb)."""
 
 import datetime as dt
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -142,3 +145,50 @@ def test_ordered_inserts_land_in_order_and_nothing_after_a_failure(clickhouse):
         inserts.close()
     rows = clickhouse.execute("SELECT id, data FROM events_archive ORDER BY id")
     assert rows == [("a1", '{"tên":"Một"}'), ("a2", "{}")]
+
+
+@pytest.mark.parametrize("clickhouse", ["server"], indirect=True)  # chdb inserts in-process: no child
+def test_ordered_inserts_fail_when_their_process_dies_and_it_dies_with_its_parent(clickhouse, tmp_path):
+    """The inserts run in a child process: a worker waiting on it must not hang if it dies, and it must not
+    outlive a worker killed with kill -9."""
+    from ioccore.clickhouse import InsertFailed, OrderedInserts
+
+    inserts = OrderedInserts(clickhouse)
+    inserts.insert("events_archive", _archive_rows(["b1"], ["{}"]))
+    inserts.wait()
+    inserts._channel._proc.kill()
+    inserts.insert("events_archive", _archive_rows(["b2"], ["{}"]))
+    with pytest.raises(InsertFailed, match="insert process"):
+        inserts.wait()
+    assert clickhouse.execute("SELECT id FROM events_archive")[0] == ("b1",)
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import sys, time\n"
+        "from ioccore.clickhouse import OrderedInserts, connect\n"
+        "inserts = OrderedInserts(connect(sys.argv[1]))\n"
+        "inserts.insert('no_such_table', {'x': [1]})\n"
+        "print(inserts._channel._proc.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, str(script), clickhouse.url], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        child = int(parent.stdout.readline())
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _alive(child):
+            time.sleep(0.05)
+        assert not _alive(child), "the insert process outlived its parent"
+    finally:
+        parent.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
