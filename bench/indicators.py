@@ -3,7 +3,8 @@ cadence, in ClickHouse (archive, dead letters, partition states, values), by one
 
 Figure: events per second from the moment the worker holds its partitions (it logs
 `indicators.partition_restored`) until every partition's values are written up to its end offset (it logs
-`indicators.flushed`); the worker's peak RSS, and its CPU seconds over the same span. Group join and start-up are excluded (they are the
+`indicators.flushed`); the worker's peak RSS, and its CPU seconds over the same span; the same two for its
+insert process. Group join and start-up are excluded (they are the
 `faust` benchmark). Baseline (same run, same topic): a raw aiokafka loop decoding every record and counting.
 """
 
@@ -74,7 +75,20 @@ def _phases(log_text: str) -> dict[str, float]:
     return {k: round(v, 2) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
 
 
-def _worker_run(ends: dict[int, int], log_path: Path) -> tuple[float, float, int, float, dict[str, float]]:
+def _children(pid: int) -> list[int]:
+    """The child processes of a process, whichever of its threads started them."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def _worker_run(
+    ends: dict[int, int], log_path: Path
+) -> tuple[float, float, int, float, dict[str, float], float, float]:
     ch = connect()
     want = {p: o for p, o in ends.items() if o}
     with open(log_path, "wb") as log:
@@ -91,12 +105,13 @@ def _worker_run(ends: dict[int, int], log_path: Path) -> tuple[float, float, int
         )
     try:
         t0 = None
-        cpu0 = 0.0
+        cpu0 = child_cpu0 = 0.0
         while True:  # from the partition assignment until every partition's values are written to its end
             text = log_path.read_text(errors="replace")
             if t0 is None and "indicators.partition_restored" in text:
                 t0 = time.monotonic()
                 cpu0 = proc_stat(proc.pid)[1]
+                child_cpu0 = sum(proc_stat(c)[1] for c in _children(proc.pid))
             done = values_through(text)
             if all(done.get(p, 0) >= o for p, o in want.items()):
                 break
@@ -106,8 +121,12 @@ def _worker_run(ends: dict[int, int], log_path: Path) -> tuple[float, float, int
         elapsed = time.monotonic() - (t0 or time.monotonic())
         cpu = proc_stat(proc.pid)[1] - cpu0
         rss = _peak_rss_mb(proc.pid)
+        child = _children(proc.pid)  # the worker's insert process (ioccore.clickhouse.OrderedInserts)
+        child_cpu = sum(proc_stat(c)[1] for c in child) - child_cpu0
+        child_rss = sum(_peak_rss_mb(c) for c in child)
         values = int(ch.execute("SELECT count() FROM indicator_values FINAL")[0][0])
-        return elapsed, rss, values, cpu, _phases(log_path.read_text(errors="replace"))
+        phases = _phases(log_path.read_text(errors="replace"))
+        return elapsed, rss, values, cpu, phases, child_rss, child_cpu
     finally:
         stop_processes([proc], timeout_s=15)
 
@@ -122,7 +141,7 @@ def run(events: int = 200_000) -> dict[str, Any]:
         )  # fmt: skip
         ends = asyncio.run(end_offsets(EVENTS))
         n, baseline = asyncio.run(_baseline())
-        elapsed, rss, values, cpu, phases = _worker_run(
+        elapsed, rss, values, cpu, phases, child_rss, child_cpu = _worker_run(
             ends, Path(os.environ["IOC_HOME"]) / "indicators-worker.log"
         )
     rate = n / elapsed if elapsed > 0 else float("nan")
@@ -137,6 +156,9 @@ def run(events: int = 200_000) -> dict[str, Any]:
         # the worker's own CPU (all its threads) over the same span: steadier than the rate on a shared machine
         "worker_cpu_s": round(cpu, 1),
         "events_per_cpu_s": round(n / cpu) if cpu > 0 else None,
+        # its insert process (a child: the driver's work runs there, off the worker's GIL), over the same span
+        "inserts_rss_mb": round(child_rss),
+        "inserts_cpu_s": round(child_cpu, 1),
         # where the flushes' time went (wall seconds per phase; wait_clickhouse: for writes still running)
         "phases_s": phases,
     }

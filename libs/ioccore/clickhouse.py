@@ -498,11 +498,13 @@ def serve_inserts() -> None:
                 break  # orphaned (its parent was killed): take nothing more
             if failure is None:
                 try:
-                    table, names, data, kinds = decode(body[8:])
+                    table, names, data, kinds = decode(memoryview(body)[8:])
+                    del body
                     for i, kind in kinds:
                         parse = _DATE_KINDS[kind]
                         data[i] = [None if x is None else parse(x) for x in data[i]]
                     ch.insert(table, dict(zip(names, data, strict=True)))
+                    del data  # before the next frame is read: one insert's columns in memory at a time
                 except Exception as exc:
                     failure = f"{type(exc).__name__}: {exc}"
             reply = answer((seq, failure))
