@@ -53,7 +53,8 @@ def records(tmp_path_factory) -> list[RecordRef]:
     return out
 
 
-def test_streamed_values_equal_the_sql_recount_and_replay_regroups_by_2025_units(clickhouse, records):
+def _live_processor(clickhouse):
+    """The catalog, its model, the active version under units@2024, and a processor of the 4 partitions."""
     catalog = load_catalog()
     model = compile_model(catalog)
     version = store.ensure_active_version(clickhouse, "2024", model.catalog_hash)
@@ -65,6 +66,11 @@ def test_streamed_values_equal_the_sql_recount_and_replay_regroups_by_2025_units
         4,
         EVENTS,
     )
+    return catalog, model, version, proc
+
+
+def test_streamed_values_equal_the_sql_recount_and_replay_regroups_by_2025_units(clickhouse, records):
+    catalog, model, version, proc = _live_processor(clickhouse)
     for start in range(0, len(records), 40):
         proc.process(records[start : start + 40])
     # a redelivered batch changes nothing
@@ -109,17 +115,7 @@ def test_streamed_values_equal_the_sql_recount_and_replay_regroups_by_2025_units
 def test_updates_are_compact_contract_events_ending_at_the_stored_values(clickhouse, records):
     from ioccore.contracts import CloudEvent, load_contracts
 
-    catalog = load_catalog()
-    model = compile_model(catalog)
-    version = store.ensure_active_version(clickhouse, "2024", model.catalog_hash)
-    proc = Processor(
-        clickhouse,
-        catalog.contracts,
-        Engine(model, boundaries(catalog, "2024")),
-        version["version_set"],
-        4,
-        EVENTS,
-    )
+    _, _, version, proc = _live_processor(clickhouse)
     contracts = load_contracts()
     announced: dict = {}
     sizes = []
