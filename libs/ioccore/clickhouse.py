@@ -424,13 +424,20 @@ class _InsertChannel:
         pipe = self._proc.stdout
         assert pipe is not None
         decode = msgspec.msgpack.Decoder(tuple[int, str | None]).decode
-        while len(head := pipe.read(4)) == 4:
-            seq, failure = decode(pipe.read(int.from_bytes(head, "big")))
-            with self._cond:
-                self._done = seq
-                if failure is not None and self._failure is None:
-                    self._failure = InsertFailed(failure)
-                self._cond.notify_all()
+        try:
+            while len(head := pipe.read(4)) == 4:
+                size = int.from_bytes(head, "big")
+                body = pipe.read(size)
+                if len(body) < size:
+                    break  # the child died mid-answer: reported below, like any exit
+                seq, failure = decode(body)
+                with self._cond:
+                    self._done = seq
+                    if failure is not None and self._failure is None:
+                        self._failure = InsertFailed(failure)
+                    self._cond.notify_all()
+        except Exception as exc:  # a garbled answer must not leave a waiter hanging
+            self._fail(InsertFailed(f"unreadable answer from the insert process ({exc})"))
         code = self._proc.wait()
         if not self._closing:
             self._fail(InsertFailed(f"the insert process exited with code {code}"))
@@ -457,7 +464,16 @@ class _InsertChannel:
 
 
 _DATE_KINDS = {"date": dt.date.fromisoformat, "datetime": dt.datetime.fromisoformat}
-_frames = msgspec.msgpack.Encoder(enc_hook=lambda o: o.item() if hasattr(o, "item") else o.tolist())
+
+
+def _plain(o: Any) -> Any:
+    """numpy scalars and arrays as Python values; anything else msgpack cannot carry is the caller's bug."""
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    raise TypeError(f"an insert value of type {type(o).__name__} cannot be sent to the insert process")
+
+
+_frames = msgspec.msgpack.Encoder(enc_hook=_plain)
 
 
 def _insert_frame(table: str, columns: Mapping[str, Sequence[Any]]) -> bytes:
@@ -492,7 +508,10 @@ def serve_inserts() -> None:
     failure: str | None = None
     try:
         while len(head := inp.read(4)) == 4:
-            body = inp.read(int.from_bytes(head, "big"))
+            size = int.from_bytes(head, "big")
+            body = inp.read(size)
+            if len(body) < size:
+                break  # the parent died mid-frame: nothing half-read is inserted
             seq = int.from_bytes(body[:8], "big")
             if failure is None and os.getppid() != parent:
                 break  # orphaned (its parent was killed): take nothing more
