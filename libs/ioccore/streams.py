@@ -8,11 +8,16 @@ offsets matter (faust-streaming#606).
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import math
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from ioccore.kafka import GROUP_TIMING, bootstrap
 from ioccore.settings import get_settings
 from ioccore.stack import free_port
+
+T = TypeVar("T")
 
 
 def faust_settings(**overrides: Any) -> dict[str, Any]:
@@ -68,3 +73,66 @@ def make_app(app_id: str, *, fetch_max_wait_ms: int | None = None, **overrides: 
     if fetch_max_wait_ms is not None:
         cap_fetch_wait(fetch_max_wait_ms)
     return faust.App(app_id, **faust_settings(**overrides))
+
+
+async def take_batches(
+    source: AsyncIterator[T], *, size_of: Callable[[T], int], max_items: int, max_bytes: int, every_s: float
+) -> AsyncIterator[list[T]]:
+    """Batches of the items of `source` (a Faust `stream.noack().events()`: the caller acknowledges them),
+    read ahead while the caller works on the previous batch.
+
+    A batch goes as soon as it holds `max_items` items or `max_bytes` bytes (`size_of` each; an item bigger
+    than that alone), and otherwise `every_s` after the previous batch went: live traffic is coalesced into
+    one batch per `every_s`, while a backlog runs batch after batch without waiting. (Faust's `take_events`
+    waits `within` again after each batch it yields, and stops reading while the caller works.) At most one
+    batch is held ahead, so memory stays bounded."""
+    loop = asyncio.get_running_loop()
+    buf: list[T] = []
+    size = 0
+    wake = asyncio.Event()  # an item arrived, or the reader ended
+    room = asyncio.Event()  # the buffer was taken: read on
+    room.set()
+
+    def full() -> bool:
+        return len(buf) >= max_items or size >= max_bytes
+
+    async def read() -> None:
+        nonlocal size
+        try:
+            async for item in source:
+                buf.append(item)
+                size += size_of(item)
+                wake.set()
+                if full():
+                    room.clear()
+                    await room.wait()
+        finally:
+            wake.set()
+
+    reader = asyncio.ensure_future(read())
+    last = -math.inf
+    try:
+        while True:
+            while not buf:
+                if reader.done():
+                    reader.result()  # the reader's failure, if any
+                    return
+                wake.clear()
+                await wake.wait()
+            while not full() and not reader.done():
+                wait = last + every_s - loop.time()
+                if wait <= 0:
+                    break
+                wake.clear()
+                try:
+                    await asyncio.wait_for(wake.wait(), wait)
+                except TimeoutError:
+                    break
+            last = loop.time()
+            batch = buf[:]
+            buf.clear()
+            size = 0
+            room.set()
+            yield batch
+    finally:
+        reader.cancel()

@@ -88,6 +88,7 @@ class Flush:
     # seconds spent per phase (decode, engine, archive_rows, state_rows, values, evict, wait_clickhouse)
     phases: dict[str, float] = field(default_factory=dict)
     written: Any = None  # OrderedInserts mark of the flush's last write (set by commit)
+    through: dict[str, int] = field(default_factory=dict)  # partition -> next offset, once all is written
 
     def timed(self, phase: str, since: float) -> float:
         """Add the time since `since` to `phase`; returns now (for the next phase)."""
@@ -714,20 +715,3 @@ def evictable_indicators(model: Model) -> frozenset[str]:
             mixed |= leaves(r.id)
     ids = {s.id for s in model.specs} | {r.id for r in model.ratios}
     return frozenset(i for i in ids if raw_only(i) and i not in mixed)
-
-
-def flush_chunks(records: list[RecordRef], max_bytes: int) -> Iterable[list[RecordRef]]:
-    """Consecutive runs of records of at most `max_bytes` of values together (a record bigger than that
-    alone): one flush each, so that a backlog of large batch records does not hold millions of events in
-    memory at once."""
-    chunk: list[RecordRef] = []
-    size = 0
-    for rec in records:
-        n = len(rec.value or b"")
-        if chunk and size + n > max_bytes:
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(rec)
-        size += n
-    if chunk:
-        yield chunk

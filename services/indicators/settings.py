@@ -15,14 +15,13 @@ class IndicatorSettings(BaseSettings):
     lateness_days: float = 7.0
     # Reported figures are judged by report time; a yearly figure may come months after its year.
     figure_lateness_days: float = 400.0
-    # A flush every `flush_s` seconds or `max_records` Kafka records (of up to 500 events each). Live traffic
-    # flushes every second; a backlog (catch-up after a stop) fills large flushes, which coalesce the
-    # changes of a busy series into one value row and one state row: 4,000 records ran the bench 2.6x
-    # faster than 400 (commit time per event falls with the flush size).
+    # A flush as soon as `max_records` Kafka records (of up to 500 events each) or `max_flush_bytes` of
+    # record values (~380 bytes per event) are in, else `flush_s` after the previous one. Live traffic
+    # flushes every second; a backlog (catch-up after a stop) runs large flushes back to back, which
+    # coalesce the changes of a busy series into one value row and one state row (commit time per event
+    # falls with the flush size), while the byte bound keeps a flush's memory bounded (about 3.5 kB per event).
     flush_s: float = 1.0
     max_records: int = 4000
-    # ... split into flushes of at most this many bytes of record values (~380 bytes per event): a backlog of
-    # 500-event records would otherwise put millions of events in one flush (about 3.5 kB of memory each).
     max_flush_bytes: int = 64 * 1024 * 1024
     log_every_s: float = 30.0
     # Log `indicators.flushed` with each owned partition's offset once its values are written (tests, bench).

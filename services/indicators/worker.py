@@ -2,14 +2,17 @@
 
     ioc indicators worker          # one worker; start more to share the partitions
 
-Records are taken in batches (up to `max_records` or `flush_s` seconds, which also coalesces bursts of
-updates of a busy series into one), processed by services.indicators.processor, and acknowledged only after
-the flush wrote everything; Faust then commits their offsets. Agent concurrency is 1 (offsets matter).
+Records are taken in batches (ioccore.streams.take_batches: up to `max_records` records or `max_flush_bytes`,
+else one batch per `flush_s`, which coalesces the updates of a busy series into one), processed by
+services.indicators.processor, and acknowledged only after the flush wrote everything and sent its updates;
+Faust then commits their offsets. A flush's wait for ClickHouse, its updates and acknowledgements overlap the
+next batch's decoding and computing. Agent concurrency is 1 (offsets matter).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import os
 import time
@@ -20,12 +23,12 @@ from ioccore.catalog import load_catalog
 from ioccore.clickhouse import connect
 from ioccore.logging import get_logger, json_records
 from ioccore.settings import get_settings
-from ioccore.streams import make_app
+from ioccore.streams import make_app, take_batches
 from ioccore.topics import DEADLETTER, EVENTS, INDICATORS, load_topics
 from services.indicators import store
 from services.indicators.engine import Engine, Lateness
 from services.indicators.model import boundaries, compile_model
-from services.indicators.processor import Flush, Processor, flush_chunks
+from services.indicators.processor import Flush, Processor
 from services.indicators.settings import IndicatorSettings
 
 log = get_logger("services.indicators")
@@ -61,13 +64,19 @@ def values_through(log_text: str) -> dict[int, int]:
     return out
 
 
+def _version_switched(proc: Processor) -> bool:
+    """Whether `ioc replay` switched reads to another version set than the one this worker writes."""
+    active = store.active_version(proc.ch)
+    return active is not None and active["version_set"] != proc.version_set
+
+
 def _follow_active_version(proc: Processor, settings: IndicatorSettings) -> Processor:
     """When `ioc replay` switched reads to another version set, go on live under it: restore its checkpoints
-    and catch up from the archive the records between them and this worker's position."""
+    and catch up from the archive the records between them and this worker's position. Every write of the
+    processor must be settled."""
     from services.indicators.replay import catch_up
 
-    active = store.active_version(proc.ch)
-    if active is None or active["version_set"] == proc.version_set:
+    if not _version_switched(proc):
         return proc
     new = build_processor(settings, proc.ch)
     proc.close()
@@ -77,37 +86,20 @@ def _follow_active_version(proc: Processor, settings: IndicatorSettings) -> Proc
     return new
 
 
-async def _flush(proc: Processor, producer: Any, records: list[RecordRef], max_bytes: int) -> list[Flush]:
-    """The flushes of a batch of records (see services.indicators.processor), in runs of at most `max_bytes`:
-    the dead letters are sent once in their table, the updates once the values are in ClickHouse. Each run's
-    wait for ClickHouse and sending of its updates overlap the next run's decoding and computing; the caller
-    acknowledges the records after this returns (every run written and sent)."""
-    done: list[Flush] = []
-    tail: asyncio.Task | None = None
-    try:
-        for chunk in flush_chunks(records, max_bytes):
-            flush, changed = await asyncio.to_thread(proc.ingest, chunk)
-            if tail is not None:  # the previous run's updates go before this run's
-                done.append(await tail)
-                tail = None
-            for key, raw, reason in flush.dead_records:
-                await producer.send(DEADLETTER, key, raw, None, None, [("reason", reason.encode()[:4000])])
-            flush = await asyncio.to_thread(proc.commit, flush, changed, settle=False)
-            tail = asyncio.create_task(_publish(proc, producer, flush))
-        if tail is not None:
-            done.append(await tail)
-            tail = None
-    finally:
-        if (
-            tail is not None
-        ):  # a failure in the next run: the caller stops the worker; do not leave it dangling
-            tail.cancel()
-    return done
-
-
-async def _publish(proc: Processor, producer: Any, flush: Flush) -> Flush:
-    """Once the flush's writes are in ClickHouse, send its updates."""
+async def _finish(
+    proc: Processor,
+    producer: Any,
+    flush: Flush,
+    acks: list[Any],
+    through: dict[str, int],
+    previous: asyncio.Future | None,
+) -> Flush:
+    """Once the flush's writes are in ClickHouse and the previous flush is finished, send its updates, then
+    acknowledge its records (Faust then commits their offsets). Runs while the next batch is decoded and
+    computed."""
     await asyncio.to_thread(proc.settle, flush)
+    if previous is not None:
+        await previous  # updates and acknowledgements in the order of the flushes
     t = time.perf_counter()
     futures = [
         await producer.send(INDICATORS, unit.encode(), record, None, None, None)
@@ -118,6 +110,9 @@ async def _publish(proc: Processor, producer: Any, flush: Flush) -> Flush:
         await asyncio.gather(*futures)
     await producer.flush()
     flush.timed("send_updates", t)
+    for ack in acks:
+        await ack()
+    flush.through = through
     return flush
 
 
@@ -141,51 +136,86 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
     async def indicators(stream: Any) -> None:
         proc = await asyncio.to_thread(processor)
         producer = app.producer
+        manual = stream.noack()  # a batch's records are acknowledged once its values and updates are out
         totals = {"records": 0, "events": 0, "dead_lettered": 0, "late": 0, "duplicates": 0, "values": 0}
         last_log = time.monotonic()
         last_version_check = time.monotonic()
         last_full_gc = time.monotonic()
-        async for batch in stream.take_events(settings.max_records, within=settings.flush_s):
-            if time.monotonic() - last_version_check >= settings.version_check_s:
-                last_version_check = time.monotonic()
-                proc = await asyncio.to_thread(_follow_active_version, proc, settings)
-                state["p"] = proc
-            records = [
-                RecordRef(
-                    e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value
-                )
-                for e in batch
-            ]
-            phases: dict[str, float] = {}
-            try:
-                flushes = await _flush(proc, producer, records, settings.max_flush_bytes)
-            except Exception:
+        # The previous flush, still settling, sending its updates and acknowledging its records. The next one
+        # is computed and committed meanwhile (the writes land in order); one at most: memory stays bounded.
+        tail: asyncio.Future | None = None
+
+        def finished(task: asyncio.Task) -> None:
+            nonlocal last_log
+            if task.cancelled():
+                return
+            if task.exception() is not None:
                 # ClickHouse statements wait out an outage (worker_clickhouse_ride_out_s); past that, or on any
                 # other failure, state in memory may be ahead of ClickHouse: stop, restart from the checkpoints.
-                log.exception("indicators.flush_failed")
+                log.error("indicators.flush_failed", exc_info=task.exception())
                 os._exit(3)
-            for flush in flushes:
-                for k in totals:
-                    totals[k] += getattr(flush, k)
-                for k, v in flush.phases.items():
-                    phases[k] = phases.get(k, 0.0) + v
-            # What the flush kept (series states, mostly) leaves the collector's generations: collections
-            # between flushes walk only new objects. States are freed by reference counting when evicted; a
-            # full collection now and then catches any cyclic garbage among the frozen ones.
-            if time.monotonic() - last_full_gc >= FULL_GC_S:
-                last_full_gc = time.monotonic()
-                gc.unfreeze()
-                gc.collect()
-            gc.freeze()
+            flush = task.result()
+            for k in totals:
+                totals[k] += getattr(flush, k)
             if settings.log_flushes:
                 log.info(
                     "indicators.flushed",
-                    values_through={str(p): s.next_offset for p, s in proc.parts.items()},
-                    phases_s={k: round(v, 3) for k, v in phases.items()},
+                    values_through=flush.through,
+                    phases_s={k: round(v, 3) for k, v in flush.phases.items()},
                 )
             if time.monotonic() - last_log >= settings.log_every_s:
                 log.info("indicators.progress", **totals)
                 last_log = time.monotonic()
+
+        try:
+            async for batch in take_batches(
+                manual.events(),
+                size_of=lambda e: len(e.message.value or b""),
+                max_items=settings.max_records,
+                max_bytes=settings.max_flush_bytes,
+                every_s=settings.flush_s,
+            ):
+                if time.monotonic() - last_version_check >= settings.version_check_s:
+                    last_version_check = time.monotonic()
+                    if await asyncio.to_thread(_version_switched, proc):
+                        if tail is not None:
+                            await tail
+                            tail = None
+                        proc = await asyncio.to_thread(_follow_active_version, proc, settings)
+                        state["p"] = proc
+                records = [
+                    RecordRef(
+                        e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value
+                    )
+                    for e in batch
+                ]
+                try:
+                    flush, changed = await asyncio.to_thread(proc.ingest, records)
+                    for key, raw, reason in flush.dead_records:
+                        await producer.send(
+                            DEADLETTER, key, raw, None, None, [("reason", reason.encode()[:4000])]
+                        )
+                    flush = await asyncio.to_thread(proc.commit, flush, changed, settle=False)
+                    if tail is not None and not tail.done():
+                        await asyncio.wait([tail])  # the one before this flush: settled (failures: below)
+                except Exception:
+                    log.exception("indicators.flush_failed")
+                    os._exit(3)
+                through = {str(p): s.next_offset for p, s in proc.parts.items()}
+                acks = [functools.partial(manual.ack, e) for e in batch]
+                tail = asyncio.ensure_future(_finish(proc, producer, flush, acks, through, tail))
+                tail.add_done_callback(finished)
+                # What the flush kept (series states, mostly) leaves the collector's generations: collections
+                # between flushes walk only new objects. States are freed by reference counting when evicted; a
+                # full collection now and then catches any cyclic garbage among the frozen ones.
+                if time.monotonic() - last_full_gc >= FULL_GC_S:
+                    last_full_gc = time.monotonic()
+                    gc.unfreeze()
+                    gc.collect()
+                gc.freeze()
+        finally:
+            if tail is not None and not tail.done():
+                tail.cancel()  # a stopping worker: its records are not acknowledged, the next owner redoes them
 
     return app
 

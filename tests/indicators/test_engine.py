@@ -189,16 +189,3 @@ def test_a_re_sent_event_counts_once_and_its_memory_ends_with_the_lateness_windo
     # ten days on, the day of the first events is beyond the lateness window: its identities are forgotten
     engine.apply(part, [(6, [(0, _dossier(4, when + dt.timedelta(days=10)))])])
     assert local_day(when.timestamp()) not in part.seen
-
-
-def test_a_backlog_is_flushed_in_runs_bounded_by_bytes():
-    from ioccore.archive import RecordRef
-    from services.indicators.processor import flush_chunks
-
-    sizes = [40, 30, 50, 200, 10, 10, 0]
-    records = [RecordRef("t", i % 2, i, None, b"x" * n) for i, n in enumerate(sizes)]
-    chunks = list(flush_chunks(records, 100))
-    # every record once, in order; no run over the bound except a record bigger than it, alone
-    assert [r.offset for c in chunks for r in c] == list(range(len(sizes)))
-    assert [[len(r.value) for r in c] for c in chunks] == [[40, 30], [50], [200], [10, 10, 0]]
-    assert list(flush_chunks([], 100)) == []
