@@ -13,8 +13,10 @@ class HotlineSettings(BaseSettings):
     # Key of the callers' hashes. Unset locally: generated once into $IOC_HOME/secrets/hotline_caller_key.
     caller_key: SecretStr | None = None
     boundary_set: str = "2024"
-    # A flush every `flush_s` seconds or `max_records` records: ClickHouse writes, live feed, figures.
+    # A flush as soon as `max_records` records or `max_flush_bytes` of them are in, else `flush_s` after the
+    # previous one (the first call after a quiet spell goes at once): ClickHouse writes, live feed, figures.
     flush_s: float = 0.2
+    max_flush_bytes: int = 16 * 1024 * 1024
     # Cap on a fetch's wait for data (Tansu answers an empty fetch only at its max wait; Faust's is 1.5 s).
     fetch_max_wait_ms: int = 100
     max_records: int = 2000

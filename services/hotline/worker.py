@@ -2,7 +2,8 @@
 
     ioc hotline worker
 
-Records are taken in batches (up to `max_records` or `flush_s` seconds) and processed by
+Records are taken in batches (ioccore.streams.take_batches: up to `max_records` records or `max_flush_bytes`,
+else one batch per `flush_s`; a call after a quiet spell goes at once) and processed by
 services.hotline.processor: the calls' events and states go to ClickHouse first, then the derived events
 (deadline_set, overdue) back onto ioc.hotline.calls, each changed call's summary onto ioc.hotline.live, the
 changed daily figures onto ioc.events and redacted dead letters onto ioc.events.deadletter; only then are the
@@ -23,7 +24,7 @@ from ioccore.clickhouse import connect
 from ioccore.errors import OperationalError
 from ioccore.logging import get_logger
 from ioccore.settings import get_settings
-from ioccore.streams import make_app
+from ioccore.streams import make_app, take_batches
 from ioccore.topics import DEADLETTER, EVENTS, HOTLINE_CALLS, HOTLINE_LIVE
 from services.hotline.calendar import load_deadlines
 from services.hotline.privacy import CallerPrivacy, load_key
@@ -102,7 +103,14 @@ def create_app(settings: HotlineSettings | None = None) -> Any:
         proc: Processor = state["p"]
         producer = app.producer
         last_log = time.monotonic()
-        async for batch in stream.take_events(settings.max_records, within=settings.flush_s):
+        manual = stream.noack()  # a batch's records are acknowledged once everything of its flush is out
+        async for batch in take_batches(
+            manual.events(),
+            size_of=lambda e: len(e.message.value or b""),
+            max_items=settings.max_records,
+            max_bytes=settings.max_flush_bytes,
+            every_s=settings.flush_s,
+        ):
             records = [
                 RecordRef(
                     e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value
@@ -114,6 +122,8 @@ def create_app(settings: HotlineSettings | None = None) -> Any:
                 await asyncio.to_thread(proc.write, flush)
                 await publish(producer, flush)
                 await asyncio.to_thread(proc.written, flush)
+                for e in batch:
+                    await manual.ack(e)
             except Exception:
                 # Memory may be ahead of ClickHouse: stop; the restart restores from call_events.
                 log.exception("hotline.flush_failed")
