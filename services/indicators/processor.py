@@ -209,25 +209,29 @@ class Processor:
         flush = Flush(records=len(records))
         t = time.perf_counter()
         batch = Batch()
-        by_partition: dict[int, list[tuple[RecordRef, list[tuple[int, CloudEvent]]]]] = defaultdict(list)
+        by_partition: dict[int, list[RecordRef]] = defaultdict(list)
         for rec in records:
             part = self.own(rec.partition)
             if rec.offset < part.next_offset:
                 continue  # already in the checkpointed state (and archived before it)
-            good: list[tuple[int, CloudEvent]] = []
-            for position, item in enumerate(self.contracts.decode(rec.value)):
-                if isinstance(item, CloudEvent):
-                    good.append((position, item))
-                else:
-                    add_dead_letter(batch, rec, item, now)
-                    c = self._counter(rec.partition, item.source)
-                    c[1] += 1
-            by_partition[rec.partition].append((rec, good))
-        t = flush.timed("decode", t)
+            by_partition[rec.partition].append(rec)
         changed: dict[int, Changed] = {}
         accepted = rejected = 0
         dead_records: list[tuple[bytes | None, bytes, str]] = []
-        for p, recs in by_partition.items():
+        # Partition by partition, decoded just before it is applied: one partition's events in memory at a time.
+        for p, part_records in by_partition.items():
+            recs: list[tuple[RecordRef, list[tuple[int, CloudEvent]]]] = []
+            for rec in part_records:
+                good: list[tuple[int, CloudEvent]] = []
+                for position, item in enumerate(self.contracts.decode(rec.value)):
+                    if isinstance(item, CloudEvent):
+                        good.append((position, item))
+                    else:
+                        add_dead_letter(batch, rec, item, now)
+                        c = self._counter(rec.partition, item.source)
+                        c[1] += 1
+                recs.append((rec, good))
+            t = flush.timed("decode", t)
             part = self.parts[p]
             refs = {rec.offset: rec for rec, _ in recs}
             applied = self.engine.apply(part, [(rec.offset, good) for rec, good in recs])
@@ -264,6 +268,7 @@ class Processor:
             flush.late += sum(applied.late.values())
             flush.duplicates += sum(applied.duplicates.values())
             changed[p] = (applied.changed, applied.changed_codes)
+            del recs, applied, rows  # this partition's events, before the next one's are decoded
             t = flush.timed("archive_rows", t)
         write_batch(self.inserts, batch)  # what did not decode into events at all
         flush.events = accepted + rejected + batch.rejected + flush.duplicates
