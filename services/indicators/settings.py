@@ -23,6 +23,9 @@ class IndicatorSettings(BaseSettings):
     flush_s: float = 1.0
     max_records: int = 4000
     max_flush_bytes: int = 64 * 1024 * 1024
+    # Records Faust may hold fetched beyond the batch being read ahead (its default, 4,096 records of ~110 kB
+    # for a backlog of batch records, is ~450 MB of memory); 512 keeps the fetches ahead of the flushes.
+    stream_buffer_records: int = 512
     log_every_s: float = 30.0
     # Log `indicators.flushed` with each owned partition's offset once its values are written (tests, bench).
     log_flushes: bool = False

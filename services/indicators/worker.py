@@ -118,7 +118,7 @@ async def _finish(
 
 def create_app(settings: IndicatorSettings | None = None) -> Any:
     settings = settings or IndicatorSettings()
-    app = make_app(settings.app_id)
+    app = make_app(settings.app_id, stream_buffer_maxsize=settings.stream_buffer_records)
     events = app.topic(EVENTS, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     state: dict[str, Any] = {}
 
