@@ -127,6 +127,13 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
             state["p"] = build_processor(settings)
         return state["p"]
 
+    @app.on_partitions_assigned.connect
+    async def _assigned(sender: Any, assigned: set, **kwargs: Any) -> None:
+        log.info(
+            "indicators.partitions_assigned",
+            partitions=sorted(tp.partition for tp in assigned if tp.topic == EVENTS),
+        )
+
     @app.on_partitions_revoked.connect
     async def _revoked(sender: Any, revoked: set, **kwargs: Any) -> None:
         if "p" in state:
