@@ -492,8 +492,12 @@ def _insert_frame(table: str, columns: Mapping[str, Sequence[Any]]) -> bytes:
 def serve_inserts() -> None:
     """The child of OrderedInserts: run the inserts read from stdin in order, answer each on stdout."""
     import os
+    import signal
     import sys
 
+    # Ctrl-C reaches the whole process group: the parent finishes or drops its flush and then closes stdin,
+    # which ends this process; stopping here first would fail the parent's last flush.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     url, ride_out_s = sys.argv[1], float(sys.argv[2])
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed goes to the log (stderr), not into the answers
@@ -529,7 +533,7 @@ def serve_inserts() -> None:
             reply = answer((seq, failure))
             answers.write(len(reply).to_bytes(4, "big") + reply)
             answers.flush()
-    except (BrokenPipeError, KeyboardInterrupt):
+    except BrokenPipeError:
         pass
     finally:
         ch.close()

@@ -186,6 +186,28 @@ def test_ordered_inserts_fail_when_their_process_dies_and_it_dies_with_its_paren
         parent.kill()
 
 
+@pytest.mark.parametrize("clickhouse", ["server"], indirect=True)  # chdb inserts in-process: no child
+def test_ordered_inserts_outlast_a_ctrl_c_to_the_process_group(clickhouse):
+    """Ctrl-C in a terminal reaches the worker and its insert process alike: the worker stops on its own terms,
+    so the insert process must not quit first and fail the flush being written."""
+    import os
+    import signal
+
+    from ioccore.clickhouse import OrderedInserts
+
+    inserts = OrderedInserts(clickhouse)
+    try:
+        inserts.insert("events_archive", _archive_rows(["c1"], ["{}"]))
+        inserts.wait()
+        os.kill(inserts._channel._proc.pid, signal.SIGINT)
+        time.sleep(0.5)
+        inserts.insert("events_archive", _archive_rows(["c2"], ["{}"]))
+        inserts.wait()
+        assert sorted(r[0] for r in clickhouse.execute("SELECT id FROM events_archive")) == ["c1", "c2"]
+    finally:
+        inserts.close()
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
