@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from ioccore.archive import RecordRef
 from ioccore.kafka import GROUP_TIMING, bootstrap
 from ioccore.settings import get_settings
 from ioccore.stack import free_port
@@ -78,8 +80,7 @@ def make_app(app_id: str, *, fetch_max_wait_ms: int | None = None, **overrides: 
 async def take_batches(
     source: AsyncIterator[T], *, size_of: Callable[[T], int], max_items: int, max_bytes: int, every_s: float
 ) -> AsyncIterator[list[T]]:
-    """Batches of the items of `source` (a Faust `stream.noack().events()`: the caller acknowledges them),
-    read ahead while the caller works on the previous batch.
+    """Batches of the items of `source`, read ahead while the caller works on the previous batch.
 
     A batch goes as soon as it holds `max_items` items or `max_bytes` bytes (`size_of` each; an item bigger
     than that alone), and otherwise `every_s` after the previous batch went: live traffic is coalesced into
@@ -136,3 +137,36 @@ async def take_batches(
             yield batch
     finally:
         reader.cancel()
+
+
+@dataclass
+class RecordBatch:
+    """A batch of a Faust agent's records; `ack()` once everything derived from them is written."""
+
+    records: list[RecordRef]
+    _events: list[Any]
+    _stream: Any
+
+    async def ack(self) -> None:
+        for event in self._events:
+            await self._stream.ack(event)
+
+
+async def record_batches(
+    stream: Any, *, max_records: int, max_bytes: int, every_s: float
+) -> AsyncIterator[RecordBatch]:
+    """The records of a Faust agent's stream in batches (take_batches), acknowledged by the caller: Faust
+    commits an offset only once its batch's `ack()` ran."""
+    manual = stream.noack()
+    async for events in take_batches(
+        manual.events(),
+        size_of=lambda e: len(e.message.value or b""),
+        max_items=max_records,
+        max_bytes=max_bytes,
+        every_s=every_s,
+    ):
+        records = [
+            RecordRef(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
+            for e in events
+        ]
+        yield RecordBatch(records, events, manual)

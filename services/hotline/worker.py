@@ -2,7 +2,7 @@
 
     ioc hotline worker
 
-Records are taken in batches (ioccore.streams.take_batches: up to `max_records` records or `max_flush_bytes`,
+Records are taken in batches (ioccore.streams.record_batches: up to `max_records` records or `max_flush_bytes`,
 else one batch per `flush_s`; a call after a quiet spell goes at once) and processed by
 services.hotline.processor: the calls' events and states go to ClickHouse first, then the derived events
 (deadline_set, overdue) back onto ioc.hotline.calls, each changed call's summary onto ioc.hotline.live, the
@@ -18,13 +18,12 @@ import os
 import time
 from typing import Any
 
-from ioccore.archive import RecordRef
 from ioccore.catalog import load_catalog
 from ioccore.clickhouse import connect
 from ioccore.errors import OperationalError
 from ioccore.logging import get_logger
 from ioccore.settings import get_settings
-from ioccore.streams import make_app, take_batches
+from ioccore.streams import make_app, record_batches
 from ioccore.topics import DEADLETTER, EVENTS, HOTLINE_CALLS, HOTLINE_LIVE
 from services.hotline.calendar import load_deadlines
 from services.hotline.privacy import CallerPrivacy, load_key
@@ -103,27 +102,19 @@ def create_app(settings: HotlineSettings | None = None) -> Any:
         proc: Processor = state["p"]
         producer = app.producer
         last_log = time.monotonic()
-        manual = stream.noack()  # a batch's records are acknowledged once everything of its flush is out
-        async for batch in take_batches(
-            manual.events(),
-            size_of=lambda e: len(e.message.value or b""),
-            max_items=settings.max_records,
+        async for batch in record_batches(
+            stream,
+            max_records=settings.max_records,
             max_bytes=settings.max_flush_bytes,
             every_s=settings.flush_s,
         ):
-            records = [
-                RecordRef(
-                    e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value
-                )
-                for e in batch
-            ]
+            records = batch.records
             try:
                 flush = await asyncio.to_thread(proc.ingest, records)
                 await asyncio.to_thread(proc.write, flush)
                 await publish(producer, flush)
                 await asyncio.to_thread(proc.written, flush)
-                for e in batch:
-                    await manual.ack(e)
+                await batch.ack()  # only now may Faust commit their offsets
             except Exception:
                 # Memory may be ahead of ClickHouse: stop; the restart restores from call_events.
                 log.exception("hotline.flush_failed")

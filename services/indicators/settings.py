@@ -19,7 +19,8 @@ class IndicatorSettings(BaseSettings):
     # record values (~380 bytes per event) are in, else `flush_s` after the previous one. Live traffic
     # flushes every second; a backlog (catch-up after a stop) runs large flushes back to back, which
     # coalesce the changes of a busy series into one value row and one state row (commit time per event
-    # falls with the flush size), while the byte bound keeps a flush's memory bounded (about 3.5 kB per event).
+    # falls with the flush size), while the byte bound keeps a flush's memory bounded (~1.2 kB per decoded event,
+    # one partition's at a time).
     flush_s: float = 1.0
     max_records: int = 4000
     max_flush_bytes: int = 64 * 1024 * 1024

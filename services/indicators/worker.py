@@ -2,7 +2,7 @@
 
     ioc indicators worker          # one worker; start more to share the partitions
 
-Records are taken in batches (ioccore.streams.take_batches: up to `max_records` records or `max_flush_bytes`,
+Records are taken in batches (ioccore.streams.record_batches: up to `max_records` records or `max_flush_bytes`,
 else one batch per `flush_s`, which coalesces the updates of a busy series into one), processed by
 services.indicators.processor, and acknowledged only after the flush wrote everything and sent its updates;
 Faust then commits their offsets. A flush's wait for ClickHouse, its updates and acknowledgements overlap the
@@ -12,18 +12,16 @@ next batch's decoding and computing. Agent concurrency is 1 (offsets matter).
 from __future__ import annotations
 
 import asyncio
-import functools
 import gc
 import os
 import time
 from typing import Any
 
-from ioccore.archive import RecordRef
 from ioccore.catalog import load_catalog
 from ioccore.clickhouse import connect
 from ioccore.logging import get_logger, json_records
 from ioccore.settings import get_settings
-from ioccore.streams import make_app, take_batches
+from ioccore.streams import RecordBatch, make_app, record_batches
 from ioccore.topics import DEADLETTER, EVENTS, INDICATORS, load_topics
 from services.indicators import store
 from services.indicators.engine import Engine, Lateness
@@ -71,13 +69,11 @@ def _version_switched(proc: Processor) -> bool:
 
 
 def _follow_active_version(proc: Processor, settings: IndicatorSettings) -> Processor:
-    """When `ioc replay` switched reads to another version set, go on live under it: restore its checkpoints
-    and catch up from the archive the records between them and this worker's position. Every write of the
-    processor must be settled."""
+    """Once `ioc replay` switched reads to another version set (_version_switched), go on live under it:
+    restore its checkpoints and catch up from the archive the records between them and this worker's
+    position. Every write of the processor must be settled."""
     from services.indicators.replay import catch_up
 
-    if not _version_switched(proc):
-        return proc
     new = build_processor(settings, proc.ch)
     proc.close()
     for p in sorted(proc.parts):
@@ -86,20 +82,11 @@ def _follow_active_version(proc: Processor, settings: IndicatorSettings) -> Proc
     return new
 
 
-async def _finish(
-    proc: Processor,
-    producer: Any,
-    flush: Flush,
-    acks: list[Any],
-    through: dict[str, int],
-    previous: asyncio.Future | None,
-) -> Flush:
-    """Once the flush's writes are in ClickHouse and the previous flush is finished, send its updates, then
-    acknowledge its records (Faust then commits their offsets). Runs while the next batch is decoded and
-    computed."""
+async def _finish(proc: Processor, producer: Any, flush: Flush, batch: RecordBatch) -> Flush:
+    """Once the flush's writes are in ClickHouse, send its updates, then acknowledge its records (Faust then
+    commits their offsets). Runs while the next batch is decoded and computed; the caller starts it only once
+    the previous flush's finished, so updates and acknowledgements keep the order of the flushes."""
     await asyncio.to_thread(proc.settle, flush)
-    if previous is not None:
-        await previous  # updates and acknowledgements in the order of the flushes
     t = time.perf_counter()
     futures = [
         await producer.send(INDICATORS, unit.encode(), record, None, None, None)
@@ -110,9 +97,7 @@ async def _finish(
         await asyncio.gather(*futures)
     await producer.flush()
     flush.timed("send_updates", t)
-    for ack in acks:
-        await ack()
-    flush.through = through
+    await batch.ack()
     return flush
 
 
@@ -143,7 +128,6 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
     async def indicators(stream: Any) -> None:
         proc = await asyncio.to_thread(processor)
         producer = app.producer
-        manual = stream.noack()  # a batch's records are acknowledged once its values and updates are out
         totals = {"records": 0, "events": 0, "dead_lettered": 0, "late": 0, "duplicates": 0, "values": 0}
         last_log = time.monotonic()
         last_version_check = time.monotonic()
@@ -175,10 +159,9 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
                 last_log = time.monotonic()
 
         try:
-            async for batch in take_batches(
-                manual.events(),
-                size_of=lambda e: len(e.message.value or b""),
-                max_items=settings.max_records,
+            async for batch in record_batches(
+                stream,
+                max_records=settings.max_records,
                 max_bytes=settings.max_flush_bytes,
                 every_s=settings.flush_s,
             ):
@@ -190,27 +173,22 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
                             tail = None
                         proc = await asyncio.to_thread(_follow_active_version, proc, settings)
                         state["p"] = proc
-                records = [
-                    RecordRef(
-                        e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value
-                    )
-                    for e in batch
-                ]
                 try:
-                    flush, changed = await asyncio.to_thread(proc.ingest, records)
+                    flush, changed = await asyncio.to_thread(proc.ingest, batch.records)
                     for key, raw, reason in flush.dead_records:
                         await producer.send(
                             DEADLETTER, key, raw, None, None, [("reason", reason.encode()[:4000])]
                         )
                     flush = await asyncio.to_thread(proc.commit, flush, changed, settle=False)
                     if tail is not None and not tail.done():
-                        await asyncio.wait([tail])  # the one before this flush: settled (failures: below)
+                        await asyncio.wait(
+                            [tail]
+                        )  # the previous flush's updates go first (a failure: finished)
                 except Exception:
                     log.exception("indicators.flush_failed")
                     os._exit(3)
-                through = {str(p): s.next_offset for p, s in proc.parts.items()}
-                acks = [functools.partial(manual.ack, e) for e in batch]
-                tail = asyncio.ensure_future(_finish(proc, producer, flush, acks, through, tail))
+                flush.through = {str(p): s.next_offset for p, s in proc.parts.items()}
+                tail = asyncio.ensure_future(_finish(proc, producer, flush, batch))
                 tail.add_done_callback(finished)
                 # What the flush kept (series states, mostly) leaves the collector's generations: collections
                 # between flushes walk only new objects. States are freed by reference counting when evicted; a
