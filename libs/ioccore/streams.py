@@ -147,6 +147,12 @@ class RecordBatch:
     _events: list[Any]
     _stream: Any
 
+    def take_records(self) -> list[RecordRef]:
+        """The records, which the batch then no longer holds: their bytes are freed as soon as the caller is
+        done with them, while the batch waits for its `ack()` (only the records' positions are kept)."""
+        records, self.records = self.records, []
+        return records
+
     async def ack(self) -> None:
         for event in self._events:
             await self._stream.ack(event)
@@ -156,7 +162,8 @@ async def record_batches(
     stream: Any, *, max_records: int, max_bytes: int, every_s: float
 ) -> AsyncIterator[RecordBatch]:
     """The records of a Faust agent's stream in batches (take_batches), acknowledged by the caller: Faust
-    commits an offset only once its batch's `ack()` ran."""
+    commits an offset only once its batch's `ack()` ran. The records own their bytes: Faust's events keep
+    only what acknowledging reads (topic, partition, offset)."""
     manual = stream.noack()
     async for events in take_batches(
         manual.events(),
@@ -165,8 +172,9 @@ async def record_batches(
         max_bytes=max_bytes,
         every_s=every_s,
     ):
-        records = [
-            RecordRef(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
-            for e in events
-        ]
+        records = []
+        for e in events:
+            m = e.message
+            records.append(RecordRef(m.topic, m.partition, m.offset, m.key, m.value))
+            e.value = m.value = None
         yield RecordBatch(records, events, manual)

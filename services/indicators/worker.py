@@ -20,6 +20,7 @@ from typing import Any
 from ioccore.catalog import load_catalog
 from ioccore.clickhouse import connect
 from ioccore.logging import get_logger, json_records
+from ioccore.memory import one_heap, trim_heap
 from ioccore.settings import get_settings
 from ioccore.streams import RecordBatch, make_app, record_batches
 from ioccore.topics import DEADLETTER, EVENTS, INDICATORS, load_topics
@@ -31,6 +32,7 @@ from services.indicators.settings import IndicatorSettings
 
 log = get_logger("services.indicators")
 FULL_GC_S = 600.0  # how often the cycle collector walks everything, frozen states included
+TRIM_EVERY_BYTES = 16 << 20  # records processed between two returns of freed memory (ioccore.memory)
 
 
 def build_processor(settings: IndicatorSettings, ch: Any | None = None) -> Processor:
@@ -132,6 +134,7 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
         last_log = time.monotonic()
         last_version_check = time.monotonic()
         last_full_gc = time.monotonic()
+        since_trim = 0  # bytes of records
         # The previous flush, still settling, sending its updates and acknowledging its records. The next one
         # is computed and committed meanwhile (the writes land in order); one at most: memory stays bounded.
         tail: asyncio.Future | None = None
@@ -174,12 +177,19 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
                         proc = await asyncio.to_thread(_follow_active_version, proc, settings)
                         state["p"] = proc
                 try:
-                    flush, changed = await asyncio.to_thread(proc.ingest, batch.records)
+                    records = batch.take_records()  # freed after decoding; the batch keeps what ack() needs
+                    since_trim += sum(len(r.value or b"") for r in records)
+                    flush, changed = await asyncio.to_thread(proc.ingest, records)
+                    del records
                     for key, raw, reason in flush.dead_records:
                         await producer.send(
                             DEADLETTER, key, raw, None, None, [("reason", reason.encode()[:4000])]
                         )
                     flush = await asyncio.to_thread(proc.commit, flush, changed, settle=False)
+                    del changed
+                    if since_trim >= TRIM_EVERY_BYTES:
+                        since_trim = 0
+                        await asyncio.to_thread(trim_heap)  # the flush's garbage, back to the system
                     if tail is not None and not tail.done():
                         await asyncio.wait(
                             [tail]
@@ -212,6 +222,7 @@ def run_worker(settings: IndicatorSettings | None = None) -> None:
     from faust.exceptions import AlreadyConfiguredWarning
 
     warnings.filterwarnings("ignore", category=AlreadyConfiguredWarning)  # --web-port repeats conf.web_port
+    one_heap()  # before any thread starts (the flushes run in threads): see ioccore.memory
     app = create_app(settings)
     sys.argv = [sys.argv[0], "worker", "-l", "warn", "--web-port", str(app.conf.web_port)]
     app.main()
