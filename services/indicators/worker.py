@@ -207,6 +207,7 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
                     last_full_gc = time.monotonic()
                     gc.unfreeze()
                     gc.collect()
+                    since_trim = TRIM_EVERY_BYTES  # what it freed goes back after the next flush
                 gc.freeze()
         finally:
             if tail is not None and not tail.done():
