@@ -144,6 +144,7 @@ class RecordBatch:
     """A batch of a Faust agent's records; `ack()` once everything derived from them is written."""
 
     records: list[RecordRef]
+    size: int  # bytes of the records' values
     _events: list[Any]
     _stream: Any
 
@@ -173,8 +174,10 @@ async def record_batches(
         every_s=every_s,
     ):
         records = []
+        size = 0
         for e in events:
             m = e.message
             records.append(RecordRef(m.topic, m.partition, m.offset, m.key, m.value))
+            size += len(m.value or b"")
             e.value = m.value = None
-        yield RecordBatch(records, events, manual)
+        yield RecordBatch(records, size, events, manual)

@@ -178,7 +178,7 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
                         state["p"] = proc
                 try:
                     records = batch.take_records()  # freed after decoding; the batch keeps what ack() needs
-                    since_trim += sum(len(r.value or b"") for r in records)
+                    since_trim += batch.size
                     flush, changed = await asyncio.to_thread(proc.ingest, records)
                     del records
                     for key, raw, reason in flush.dead_records:
@@ -191,9 +191,8 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
                         since_trim = 0
                         await asyncio.to_thread(trim_heap)  # the flush's garbage, back to the system
                     if tail is not None and not tail.done():
-                        await asyncio.wait(
-                            [tail]
-                        )  # the previous flush's updates go first (a failure: finished)
+                        # the previous flush's updates go first (a failure: finished)
+                        await asyncio.wait([tail])
                 except Exception:
                     log.exception("indicators.flush_failed")
                     os._exit(3)

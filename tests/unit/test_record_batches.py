@@ -25,6 +25,7 @@ def test_batches_own_their_bytes_and_ack_every_record():
                     "values": [r.value for r in records],
                     "offsets": [r.offset for r in records],
                     "left": batch.records,
+                    "size": batch.size,
                     # Faust's events no longer hold the bytes: the records are their only owner
                     "faust_values": {(e.value, e.message.value) for e in events},
                 }
@@ -45,4 +46,5 @@ def test_batches_own_their_bytes_and_ack_every_record():
     assert [v for s in seen for v in s["values"]] == [f"v{i}".encode() for i in range(7)]
     assert all(1 <= len(s["values"]) <= 3 for s in seen)
     assert [o for s in seen for o in s["offsets"]] == list(range(7))
+    assert [s["size"] for s in seen] == [2 * len(s["values"]) for s in seen]  # b"v0".. are 2 bytes each
     assert all(s["left"] == [] and s["faust_values"] == {(None, None)} and s["acked"] for s in seen)
