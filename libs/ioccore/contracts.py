@@ -516,6 +516,13 @@ class Contracts:
         else:
             yield from self._checked(raw)
 
+    def valid_events(self, raw: bytes | None) -> list[CloudEvent] | None:
+        """Every event of a record when all are valid on the typed fast path (the usual case), as one list;
+        None otherwise, and `decode` gives each event or the reason it is refused."""
+        if raw is None or len(raw) > MAX_RECORD_BYTES:
+            return None
+        return self._fast(raw)
+
     def _checked(self, raw: bytes) -> Iterator[CloudEvent | Rejection]:
         """The schema path: every event checked against the JSON Schemas, each failure with its reason."""
         try:

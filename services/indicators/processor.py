@@ -220,8 +220,12 @@ class Processor:
         dead_records: list[tuple[bytes | None, bytes, str]] = []
         # Partition by partition, decoded just before it is applied: one partition's events in memory at a time.
         for p, part_records in by_partition.items():
-            recs: list[tuple[RecordRef, list[tuple[int, CloudEvent]]]] = []
+            recs: list[tuple[RecordRef, Iterable[tuple[int, CloudEvent]]]] = []
             for rec in part_records:
+                events = self.contracts.valid_events(rec.value)
+                if events is not None:  # the usual case: the engine's (position, event) pairs made in C
+                    recs.append((rec, enumerate(events)))
+                    continue
                 good: list[tuple[int, CloudEvent]] = []
                 for position, item in enumerate(self.contracts.decode(rec.value)):
                     if isinstance(item, CloudEvent):
@@ -239,7 +243,10 @@ class Processor:
             rows = Batch()
             add_archived_many(
                 rows,
-                [(refs[offset], ev) for offset, _position, ev in applied.accepted],
+                part_records[0].topic,
+                p,
+                applied.accepted_offsets,
+                applied.accepted,
                 now,
                 applied.accepted_times,
             )

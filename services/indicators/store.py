@@ -235,10 +235,11 @@ def partition_counters(ch: ClickHouse, version_set: str) -> dict[str, dict[str, 
 
 def seen_events(
     ch: ClickHouse, topic: str, partition: int, below_offset: int, since_s: float
-) -> dict[int, set[tuple[str, str]]]:
-    """(source, id) per local day of the raw events archived from a partition below its checkpoint, within the
-    lateness window: what the partition state had seen (the archive holds exactly the events counted)."""
-    seen: dict[int, set[tuple[str, str]]] = {}
+) -> dict[int, dict[str, set[str]]]:
+    """The ids per local day and source of the raw events archived from a partition below its checkpoint,
+    within the lateness window: what the partition state had seen (the archive holds exactly the events
+    counted)."""
+    seen: dict[int, dict[str, set[str]]] = {}
     if below_offset == 0:
         return seen
     rows = ch.execute(
@@ -254,7 +255,7 @@ def seen_events(
         },
     )
     for source, event_id, t in rows:
-        seen.setdefault(local_day(t), set()).add((source, event_id))
+        seen.setdefault(local_day(t), {}).setdefault(source, set()).add(event_id)
     return seen
 
 

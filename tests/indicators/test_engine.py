@@ -184,7 +184,7 @@ def test_a_re_sent_event_counts_once_and_its_memory_ends_with_the_lateness_windo
         part, [(5, [(0, _dossier(1, when)), (1, _dossier(3, when))])]
     )  # 1 re-sent at offset 5
     assert again.duplicates == {"/so-tttt/mot-cua": 1}
-    assert [ev.id for _, _, ev in again.accepted] == ["d-3"]
+    assert [ev.id for ev in again.accepted] == ["d-3"]
     assert _value(engine, part, ("admin_procedures.dossiers_received", DAY, "74", "2026-03-05")) == 3.0
     # ten days on, the day of the first events is beyond the lateness window: its identities are forgotten
     engine.apply(part, [(6, [(0, _dossier(4, when + dt.timedelta(days=10)))])])
