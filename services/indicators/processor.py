@@ -202,9 +202,11 @@ class Processor:
     # -- one flush ----------------------------------------------------------------------------------------
     @without_cycle_collector
     def ingest(
-        self, records: list[RecordRef], now: dt.datetime | None = None
+        self, records: list[RecordRef], now: dt.datetime | None = None, *, consume: bool = False
     ) -> tuple[Flush, dict[int, Changed]]:
-        """Steps 1a: decode, apply to partition states, build archive and dead-letter rows, write them."""
+        """Steps 1a: decode, apply to partition states, build archive and dead-letter rows, write them. With
+        consume=True each record's value is dropped once decoded (the caller gives the records up): a flush's
+        bytes are freed as it goes, not at its end."""
         now = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
         flush = Flush(records=len(records))
         t = time.perf_counter()
@@ -222,12 +224,15 @@ class Processor:
         for p, part_records in by_partition.items():
             recs: list[tuple[RecordRef, Iterable[tuple[int, CloudEvent]]]] = []
             for rec in part_records:
-                events = self.contracts.valid_events(rec.value)
+                value = rec.value
+                if consume:
+                    rec.value = b""
+                events = self.contracts.valid_events(value)
                 if events is not None:  # the usual case: the engine's (position, event) pairs made in C
                     recs.append((rec, enumerate(events)))
                     continue
                 good: list[tuple[int, CloudEvent]] = []
-                for position, item in enumerate(self.contracts.decode(rec.value)):
+                for position, item in enumerate(self.contracts.decode(value)):
                     if isinstance(item, CloudEvent):
                         good.append((position, item))
                     else:

@@ -179,7 +179,7 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
                 try:
                     records = batch.take_records()  # freed after decoding; the batch keeps what ack() needs
                     since_trim += batch.size
-                    flush, changed = await asyncio.to_thread(proc.ingest, records)
+                    flush, changed = await asyncio.to_thread(proc.ingest, records, consume=True)
                     del records
                     for key, raw, reason in flush.dead_records:
                         await producer.send(
