@@ -44,13 +44,19 @@ def _dossier(i: int, when: dt.datetime) -> bytes:
     )
 
 
-def test_closed_periods_leave_memory_and_keep_their_values(clickhouse):
+def one_partition_processor(clickhouse) -> Processor:
+    """A new processor of partition 0 of ioc.events, under the active version set (units@2024)."""
     catalog = load_catalog()
     model = compile_model(catalog)
     version = store.ensure_active_version(clickhouse, "2024", model.catalog_hash)["version_set"]
-    proc = Processor(
+    return Processor(
         clickhouse, catalog.contracts, Engine(model, boundaries(catalog, "2024")), version, 1, EVENTS
     )
+
+
+def test_closed_periods_leave_memory_and_keep_their_values(clickhouse):
+    proc = one_partition_processor(clickhouse)
+    version = proc.version_set
     day_key = ("admin_procedures.dossiers_received", CADENCE_RANK["day"], "74", "2026-03-02")
     month_key = ("admin_procedures.dossiers_received", CADENCE_RANK["month"], "74", "2026-03")
     offset = 0
@@ -79,26 +85,17 @@ def test_closed_periods_leave_memory_and_keep_their_values(clickhouse):
 def test_series_restored_after_a_restart_leave_memory_when_their_periods_close(clickhouse):
     """A worker restarted from its checkpoints holds series of any age: after a gap in the traffic, the first
     events weeks later still close (and drop) them, though every new event is recent."""
-    catalog = load_catalog()
-    model = compile_model(catalog)
-    version = store.ensure_active_version(clickhouse, "2024", model.catalog_hash)["version_set"]
-
-    def worker() -> Processor:
-        return Processor(
-            clickhouse, catalog.contracts, Engine(model, boundaries(catalog, "2024")), version, 1, EVENTS
-        )
-
     day_key = ("admin_procedures.dossiers_received", CADENCE_RANK["day"], "74", "2026-03-02")
-    first = worker()
+    first = one_partition_processor(clickhouse)
     for day in range(3):
         when = START + dt.timedelta(days=day)
         first.process(
             [RecordRef(EVENTS, 0, day * 3 + i, b"25747", _dossier(day * 3 + i, when)) for i in range(3)]
         )
-    restarted = worker()
+    restarted = one_partition_processor(clickhouse)
     restarted.own(0)
     assert day_key in restarted.engine.series_of(restarted.parts[0])  # restored from the checkpoint
     when = START + dt.timedelta(days=30)
     restarted.process([RecordRef(EVENTS, 0, 9 + i, b"25747", _dossier(9 + i, when)) for i in range(3)])
     assert day_key not in restarted.engine.series_of(restarted.parts[0])
-    assert store.read_values(clickhouse, version)[day_key[0], "day", "74", "2026-03-02"] == 3.0
+    assert store.read_values(clickhouse, first.version_set)[day_key[0], "day", "74", "2026-03-02"] == 3.0

@@ -9,24 +9,14 @@ import datetime as dt
 import pytest
 
 from ioccore.archive import RecordRef
-from ioccore.catalog import load_catalog
 from ioccore.topics import EVENTS
-from services.indicators import store
-from services.indicators.engine import Engine
-from services.indicators.model import boundaries, compile_model
-from services.indicators.processor import Processor
-from tests.indicators.test_eviction import START, _dossier
+from tests.indicators.test_eviction import START, _dossier, one_partition_processor
 
 pytestmark = pytest.mark.clickhouse
 
 
 def test_a_consumed_flush_frees_the_record_bytes_and_keeps_every_event_and_dead_letter(clickhouse):
-    catalog = load_catalog()
-    model = compile_model(catalog)
-    version = store.ensure_active_version(clickhouse, "2024", model.catalog_hash)["version_set"]
-    proc = Processor(
-        clickhouse, catalog.contracts, Engine(model, boundaries(catalog, "2024")), version, 1, EVENTS
-    )
+    proc = one_partition_processor(clickhouse)
     when = START + dt.timedelta(hours=1)
     batch = b"[" + b",".join(_dossier(i, when) for i in range(5)) + b"]"  # valid: the typed fast path
     bad_event = _dossier(5, when).replace(b'"25747"', b'"Thu Dau Mot"')  # a subject that is no unit code
