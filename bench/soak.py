@@ -745,6 +745,7 @@ def soak(
             drained = False
             traffic_end = traffic_s
             zero_streak = 0
+            archived_before = -1
             next_at = t0
             task = bar.add_task("soak", total=traffic_s, phase=phase, status="starting the services")
             try:
@@ -797,7 +798,11 @@ def soak(
                         + " ".join(f"{k} {v:.0f}MB" for k, v in s["rss_mb"].items() if k not in STACK_PARTS),
                     )
                     if phase == "drain":
-                        zero_streak = zero_streak + 1 if sum(s["lag"].values()) == 0 else 0
+                        # Tansu's end offsets undercount (README, Known limits): zero lag is not enough, the
+                        # archive must have stopped growing too.
+                        still = sum(s["lag"].values()) == 0 and s["archived"] == archived_before
+                        zero_streak = zero_streak + 1 if still else 0
+                        archived_before = s["archived"]
                         if zero_streak >= 2:
                             drained = True
                             break

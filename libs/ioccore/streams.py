@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ioccore.archive import RecordRef
-from ioccore.kafka import GROUP_TIMING, bootstrap
+from ioccore.kafka import GROUP_TIMING, OffsetGaps, bootstrap
 from ioccore.settings import get_settings
 from ioccore.stack import free_port
 
@@ -160,24 +160,32 @@ class RecordBatch:
 
 
 async def record_batches(
-    stream: Any, *, max_records: int, max_bytes: int, every_s: float
+    stream: Any, *, max_records: int, max_bytes: int, every_s: float, gaps: OffsetGaps | None = None
 ) -> AsyncIterator[RecordBatch]:
     """The records of a Faust agent's stream in batches (take_batches), acknowledged by the caller: Faust
     commits an offset only once its batch's `ack()` ran. The records own their bytes: Faust's events keep
-    only what acknowledging reads (topic, partition, offset)."""
+    only what acknowledging reads (topic, partition, offset). With `gaps` (ioccore.kafka.OffsetGaps, for the
+    app's group) records the consumer skipped are fetched and put back in place: no offset is passed over.
+    Acknowledging the batch's later records covers them (Faust commits over a gap in offsets)."""
     manual = stream.noack()
-    async for events in take_batches(
-        manual.events(),
-        size_of=lambda e: len(e.message.value or b""),
-        max_items=max_records,
-        max_bytes=max_bytes,
-        every_s=every_s,
-    ):
-        records = []
-        size = 0
-        for e in events:
-            m = e.message
-            records.append(RecordRef(m.topic, m.partition, m.offset, m.key, m.value))
-            size += len(m.value or b"")
-            e.value = m.value = None
-        yield RecordBatch(records, size, events, manual)
+    try:
+        async for events in take_batches(
+            manual.events(),
+            size_of=lambda e: len(e.message.value or b""),
+            max_items=max_records,
+            max_bytes=max_bytes,
+            every_s=every_s,
+        ):
+            records = []
+            size = 0
+            for e in events:
+                m = e.message
+                records.append(RecordRef(m.topic, m.partition, m.offset, m.key, m.value))
+                size += len(m.value or b"")
+                e.value = m.value = None
+            if gaps is not None:
+                records = await gaps.check(records)
+            yield RecordBatch(records, size, events, manual)
+    finally:
+        if gaps is not None:
+            await gaps.close()
