@@ -12,6 +12,7 @@ class AlertSettings(BaseSettings):
     # Indicator records taken per step (each one unit's event of up to 1,000 values) and the wait for a batch.
     max_records: int = 200
     batch_s: float = 0.05
+    max_batch_bytes: int = 64 << 20  # a step's records, in bytes (an indicators record runs to ~300 kB)
     # A fetch on the local Tansu waits this long when no data is there, even if some arrives (ioccore.streams).
     fetch_max_wait_ms: int = 50
     # Timer for escalations, duration rules and no-data deadlines.

@@ -20,9 +20,10 @@ from typing import Any
 
 from ioccore.clickhouse import connect
 from ioccore.contracts import load_contracts
+from ioccore.kafka import OffsetGaps
 from ioccore.logging import get_logger
 from ioccore.settings import get_settings
-from ioccore.streams import make_app
+from ioccore.streams import make_app, record_batches
 from ioccore.topics import ALERT_COMMANDS, DEADLETTER, INDICATORS
 from services.alerts.service import AlertsService, Step, build_core
 from services.alerts.settings import AlertSettings
@@ -91,17 +92,27 @@ def create_app(settings: AlertSettings | None = None) -> Any:
                 publish_ms=round((t2 - t1) * 1000, 1),
             )
 
+    async def consume(stream: Any, fn: Any, max_records: int) -> None:
+        """Steps of up to `max_records` records; their offsets are acknowledged only once the step is written
+        and published. Records the broker made the consumer skip are put back (ioccore.kafka.OffsetGaps)."""
+        await service()
+        async for batch in record_batches(
+            stream,
+            max_records=max_records,
+            max_bytes=settings.max_batch_bytes,
+            every_s=settings.batch_s,
+            gaps=OffsetGaps(app.conf.id),
+        ):
+            await run(fn, [r.value for r in batch.take_records()])
+            await batch.ack()
+
     @app.agent(indicators, concurrency=1)
     async def on_indicators(stream: Any) -> None:
-        await service()
-        async for batch in stream.take(settings.max_records, within=settings.batch_s):
-            await run(AlertsService.updates, batch)
+        await consume(stream, AlertsService.updates, settings.max_records)
 
     @app.agent(commands, concurrency=1)
     async def on_commands(stream: Any) -> None:
-        await service()
-        async for batch in stream.take(100, within=settings.batch_s):
-            await run(AlertsService.commands, batch)
+        await consume(stream, AlertsService.commands, 100)
 
     @app.timer(interval=settings.tick_s)
     async def on_tick() -> None:
