@@ -52,6 +52,7 @@ ERROR_LINE = re.compile(
 # shared), not a fault of the data path. Counted and shown apart ("stalls"); a real consequence (lost or
 # duplicated events, a dead worker) shows in the invariant, the lag or the restarts.
 STALL_LINE = re.compile(rb"Thread keepalive is not responding")
+GAP_LINE = re.compile(rb'"event": "kafka\.gap_(filled|unfilled)"')  # ioccore.kafka.OffsetGaps
 # Processes of the stack itself, sampled and reported but not judged: the local broker keeps every record in
 # memory (memory:// storage), so its RSS grows with the data by design.
 STACK_PARTS = ("kafka", "clickhouse")
@@ -160,6 +161,9 @@ def summarize(
         "restarts_total": sum(last["restarts"].values()),
         "stall_lines": dict(last.get("stall_lines", {})),
         "stall_lines_total": sum(last.get("stall_lines", {}).values()),
+        # records the broker moved a consumer past: put back (ioccore.kafka.OffsetGaps), and not found
+        "gap_records_put_back": {k: v[0] for k, v in last.get("gaps", {}).items()},
+        "gap_records_not_found": sum(v[1] for v in last.get("gaps", {}).values()),
     }
     judged_memory = [m["bounded"] for p, m in memory.items() if m["bounded"] is not None]
     checks = {
@@ -168,7 +172,8 @@ def summarize(
         "memory_bounded": all(judged_memory) if judged_memory else None,
         "no_unexpected_errors": errors["dead_letters_total"] == expected_dead_letters
         and errors["error_lines_total"] == 0
-        and errors["restarts_total"] == 0,
+        and errors["restarts_total"] == 0
+        and errors["gap_records_not_found"] == 0,
         "archived_exactly_once": bool(invariant.get("holds")),
         "reconcile_clean": reconcile.get("mismatches") == 0,
     }
@@ -299,6 +304,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"- restarts: {e['restarts_total']} {json.dumps(e['restarts'])}",
         f"- consumer-thread stalls (Faust 'Thread keepalive is not responding', CPU starvation; not counted as "
         f"errors): {e.get('stall_lines_total', 0)} {json.dumps(e.get('stall_lines', {}))}",
+        f"- records the broker moved a consumer past, put back (`ioccore.kafka.OffsetGaps`): "
+        f"{json.dumps(e.get('gap_records_put_back', {}))}; not found: {e.get('gap_records_not_found', 0)}",
     ]
     top = sorted(report.get("error_messages", {}).items(), key=lambda kv: -kv[1])[:10]
     lines += [f"  - {n}× {sig}" for sig, n in top]
@@ -457,6 +464,8 @@ class LogErrors:
         self.pos: dict[Path, int] = {}
         self.counts: dict[str, int] = {}
         self.stalls: dict[str, int] = {}
+        # Records a worker's consumer was moved past by the broker: [put back, not found] (OffsetGaps)
+        self.gaps: dict[str, list[int]] = {}
         self.messages: dict[str, int] = {}
         self.examples: list[str] = []
 
@@ -471,6 +480,14 @@ class LogErrors:
         cut = data.rfind(b"\n") + 1
         self.pos[path] = self.pos.get(path, 0) + cut
         for line in data[:cut].splitlines():
+            if GAP_LINE.search(line):
+                try:
+                    doc = json.loads(line[line.index(b"{") :])
+                    got = self.gaps.setdefault(name, [0, 0])
+                    got[0] += int(doc.get("filled", 0))
+                    got[1] += int(doc.get("missing", 0))
+                except ValueError:
+                    pass
             if not ERROR_LINE.search(line):
                 continue
             if STALL_LINE.search(line):
@@ -782,6 +799,7 @@ def soak(
                         "cpu_pct": cpu,
                         "error_lines": {n: log_errors.scan(n, fleet.log_path(n)) for n in fleet.argv},
                         "stall_lines": dict(log_errors.stalls),
+                        "gaps": {k: list(v) for k, v in log_errors.gaps.items()},
                         "restarts": dict(fleet.restarts),
                     }
                     samples.append(s)
@@ -826,6 +844,7 @@ def soak(
     if samples:
         samples[-1]["error_lines"] = dict(log_errors.counts)
         samples[-1]["stall_lines"] = dict(log_errors.stalls)
+        samples[-1]["gaps"] = {k: list(v) for k, v in log_errors.gaps.items()}
     summary = summarize(
         samples, services=list(fleet.argv), drained=drained, invariant=invariant, reconcile=reconcile
     )

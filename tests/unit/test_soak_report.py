@@ -167,3 +167,25 @@ def test_service_logs_are_scanned_incrementally_for_errors_and_stalls(tmp_path):
         "indicators: Traceback (most recent call last):": 1,
     }
     assert errors.scan("alerts", tmp_path / "missing.log") == 0
+
+
+def test_records_put_back_are_reported_and_records_not_found_fail_the_verdict(tmp_path):
+    log = tmp_path / "indicators.log"
+    line = '[2026-12-06 15:04:38,529] [21124] [WARNING] {{"topic": "ioc.events", "partition": 2, "filled": {}, "missing": {}, "event": "kafka.gap_{}", "level": "warning"}}\n'
+    log.write_text(line.format(2, 0, "filled") + line.format(1, 0, "filled"), encoding="utf-8")
+    errors = LogErrors()
+    assert errors.scan("indicators", log) == 0  # a warning, not an error
+    assert errors.gaps == {"indicators": [3, 0]}
+    samples = _samples()
+    samples[-1]["gaps"] = {k: list(v) for k, v in errors.gaps.items()}
+    repaired = _summary(samples)
+    assert repaired["errors"]["gap_records_put_back"] == {"indicators": 3}
+    assert repaired["checks"]["no_unexpected_errors"] is True and repaired["passed"]
+
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(line.format(0, 4, "unfilled"))
+    errors.scan("indicators", log)
+    samples[-1]["gaps"] = {k: list(v) for k, v in errors.gaps.items()}
+    lost = _summary(samples)
+    assert lost["errors"]["gap_records_not_found"] == 4
+    assert lost["checks"]["no_unexpected_errors"] is False and not lost["passed"]
