@@ -284,7 +284,7 @@ class OffsetGaps:
         for i, r in enumerate(records):
             key = (r.topic, r.partition)
             exp = expected.get(key)
-            if exp != r.offset:
+            if exp != r.offset and (exp is not None or r.offset):  # nothing comes before offset 0
                 suspects.append((i, key, exp))
             expected[key] = r.offset + 1
         if not suspects:
