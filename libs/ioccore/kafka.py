@@ -244,6 +244,7 @@ def committed_offsets(
 
 
 GAP_RETRY_S = 5.0  # how long a gap is fetched again before it is taken as records truly gone
+GAP_OUTAGE_S = 120.0  # how long fetching a gap rides out an unreachable broker before it fails
 
 
 class OffsetGaps:
@@ -260,14 +261,21 @@ class OffsetGaps:
     `check(records)` takes records in their arrival order (any topics and partitions) and returns them with the
     skipped ones put back in place. The first record of a partition is checked against the group's committed
     offset (the log start for a new group). Offsets below the expected one (a re-delivery after a rebalance)
-    are no gap, nor are offsets the group committed meanwhile (done by another owner of the partition)."""
+    are no gap, nor are offsets the group committed meanwhile (done by another owner of the partition). A broker
+    that cannot be reached is asked again every second for `outage_s`; then the error is raised."""
 
     def __init__(
-        self, group_id: str | None, *, bootstrap_servers: str | None = None, retry_s: float = GAP_RETRY_S
+        self,
+        group_id: str | None,
+        *,
+        bootstrap_servers: str | None = None,
+        retry_s: float = GAP_RETRY_S,
+        outage_s: float = GAP_OUTAGE_S,
     ):
         self.group_id = group_id
         self.bootstrap_servers = bootstrap_servers
         self.retry_s = retry_s
+        self.outage_s = outage_s
         self.expected: dict[tuple[str, int], int] = {}
         self.filled = 0  # records put back, since the start
         self.lost = 0  # offsets the broker no longer has
@@ -289,6 +297,21 @@ class OffsetGaps:
             expected[key] = r.offset + 1
         if not suspects:
             return records
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.outage_s
+        while True:
+            try:
+                return await self._fill(records, suspects)
+            except Exception as exc:  # the broker unreachable a moment: the records are needed, ask again
+                if loop.time() >= deadline:
+                    raise
+                log.warning("kafka.gap_fetch_failed", error=str(exc), hint="asking the broker again in 1 s")
+                await self.close()
+                await asyncio.sleep(1.0)
+
+    async def _fill(
+        self, records: list[Any], suspects: list[tuple[int, tuple[str, int], int | None]]
+    ) -> list[Any]:
         committed: dict[tuple[str, int], int] | None = None
         out = list(records)
         for i, key, exp in reversed(suspects):  # from the end: earlier indices stay valid
@@ -304,8 +327,7 @@ class OffsetGaps:
                 start = await self._log_start(*key)
             if start >= offset:
                 continue
-            found = await self.fetch(key[0], key[1], start, offset)
-            out[i:i] = found
+            out[i:i] = await self.fetch(key[0], key[1], start, offset)
         return out
 
     async def _committed(self) -> dict[tuple[str, int], int]:

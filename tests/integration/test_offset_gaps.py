@@ -173,3 +173,22 @@ def test_concurrent_producers_lose_nothing():
     seen, filled = asyncio.run(asyncio.wait_for(main(), 120))
     print(f"records put back: {filled}")
     assert seen == list(range(4 * per_producer))
+
+
+def test_an_unreachable_broker_is_asked_again_then_the_error_is_raised():
+    from ioccore.errors import OperationalError
+    from ioccore.stack import free_port
+
+    gaps = OffsetGaps(None, bootstrap_servers=f"127.0.0.1:{free_port()}", outage_s=2.0)
+
+    async def main():
+        t0 = asyncio.get_running_loop().time()
+        try:
+            with pytest.raises(OperationalError, match="cannot connect a consumer"):
+                await gaps.check([RecordRef("ioc.events", 0, 5, None, b"x")])
+        finally:
+            await gaps.close()
+        return asyncio.get_running_loop().time() - t0
+
+    waited = asyncio.run(asyncio.wait_for(main(), 60))
+    assert waited >= 2.0  # asked again over the whole outage window, not given up at once
