@@ -160,14 +160,15 @@ class RecordBatch:
 
 
 async def record_batches(
-    stream: Any, *, max_records: int, max_bytes: int, every_s: float, gaps: OffsetGaps | None = None
+    stream: Any, *, max_records: int, max_bytes: int, every_s: float
 ) -> AsyncIterator[RecordBatch]:
     """The records of a Faust agent's stream in batches (take_batches), acknowledged by the caller: Faust
     commits an offset only once its batch's `ack()` ran. The records own their bytes: Faust's events keep
-    only what acknowledging reads (topic, partition, offset). With `gaps` (ioccore.kafka.OffsetGaps, for the
-    app's group) records the consumer skipped are fetched and put back in place: no offset is passed over.
-    Acknowledging the batch's later records covers them (Faust commits over a gap in offsets)."""
+    only what acknowledging reads (topic, partition, offset). Records the broker made the consumer skip are
+    fetched and put back in place (ioccore.kafka.OffsetGaps, against the app's consumer group): no offset is
+    passed over. Acknowledging the batch's later records covers them (Faust commits over a gap in offsets)."""
     manual = stream.noack()
+    gaps = OffsetGaps(stream.app.conf.id)
     try:
         async for events in take_batches(
             manual.events(),
@@ -183,9 +184,6 @@ async def record_batches(
                 records.append(RecordRef(m.topic, m.partition, m.offset, m.key, m.value))
                 size += len(m.value or b"")
                 e.value = m.value = None
-            if gaps is not None:
-                records = await gaps.check(records)
-            yield RecordBatch(records, size, events, manual)
+            yield RecordBatch(await gaps.check(records), size, events, manual)
     finally:
-        if gaps is not None:
-            await gaps.close()
+        await gaps.close()

@@ -20,7 +20,6 @@ from typing import Any
 
 from ioccore.clickhouse import connect
 from ioccore.contracts import load_contracts
-from ioccore.kafka import OffsetGaps
 from ioccore.logging import get_logger
 from ioccore.settings import get_settings
 from ioccore.streams import make_app, record_batches
@@ -94,14 +93,13 @@ def create_app(settings: AlertSettings | None = None) -> Any:
 
     async def consume(stream: Any, fn: Any, max_records: int) -> None:
         """Steps of up to `max_records` records; their offsets are acknowledged only once the step is written
-        and published. Records the broker made the consumer skip are put back (ioccore.kafka.OffsetGaps)."""
+        and published; records the broker made the consumer skip are put back (record_batches)."""
         await service()
         async for batch in record_batches(
             stream,
             max_records=max_records,
             max_bytes=settings.max_batch_bytes,
             every_s=settings.batch_s,
-            gaps=OffsetGaps(app.conf.id),
         ):
             await run(fn, [r.value for r in batch.take_records()])
             await batch.ack()

@@ -21,7 +21,6 @@ from typing import Any
 from ioccore.catalog import load_catalog
 from ioccore.clickhouse import connect
 from ioccore.errors import OperationalError
-from ioccore.kafka import OffsetGaps
 from ioccore.logging import get_logger
 from ioccore.settings import get_settings
 from ioccore.streams import make_app, record_batches
@@ -108,7 +107,6 @@ def create_app(settings: HotlineSettings | None = None) -> Any:
             max_records=settings.max_records,
             max_bytes=settings.max_flush_bytes,
             every_s=settings.flush_s,
-            gaps=OffsetGaps(app.conf.id),
         ):
             records = batch.records
             try:

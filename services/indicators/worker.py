@@ -19,7 +19,6 @@ from typing import Any
 
 from ioccore.catalog import load_catalog
 from ioccore.clickhouse import connect
-from ioccore.kafka import OffsetGaps
 from ioccore.logging import get_logger, json_records
 from ioccore.memory import one_heap, trim_heap
 from ioccore.settings import get_settings
@@ -168,7 +167,6 @@ def create_app(settings: IndicatorSettings | None = None) -> Any:
                 max_records=settings.max_records,
                 max_bytes=settings.max_flush_bytes,
                 every_s=settings.flush_s,
-                gaps=OffsetGaps(app.conf.id),
             ):
                 if time.monotonic() - last_version_check >= settings.version_check_s:
                     last_version_check = time.monotonic()

@@ -7,25 +7,21 @@ Tansu's skip (a fetch racing a concurrent produce, OffsetGaps' docstring) happen
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 
 import pytest
 
 from ioccore.archive import RecordRef
-from ioccore.kafka import OffsetGaps, bootstrap, consumer, producer
+from ioccore.kafka import OffsetGaps, consumer, ensure_topics, producer
+from ioccore.topics import EVENTS, load_topics
 
 pytestmark = pytest.mark.kafka
 
 
 def _topic(partitions: int = 1) -> str:
-    from kafka.admin import KafkaAdminClient, NewTopic
-
     name = f"test.gaps.{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap())
-    try:
-        admin.create_topics([NewTopic(name, partitions, 1)])
-    finally:
-        admin.close()
+    ensure_topics(topics=[dataclasses.replace(load_topics()[EVENTS], name=name, partitions=partitions)])
     return name
 
 
@@ -192,3 +188,36 @@ def test_an_unreachable_broker_is_asked_again_then_the_error_is_raised():
 
     waited = asyncio.run(asyncio.wait_for(main(), 60))
     assert waited >= 2.0  # asked again over the whole outage window, not given up at once
+
+
+def test_a_worker_stream_gets_the_skipped_records_back_from_record_batches():
+    """The workers' path: a Faust agent whose consumer was handed offsets 0, 1, 4, 5 of a real topic (2-3 skipped)
+    gets 0-5 from ioccore.streams.record_batches, with their values."""
+    import faust
+
+    from ioccore.streams import record_batches
+
+    topic = _topic()
+    asyncio.run(_produce(topic))
+    app = faust.App(f"test-gaps-{uuid.uuid4().hex[:8]}", store="memory://", web_enabled=False)
+    t = app.topic(topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    seen: list[tuple[int, bytes]] = []
+
+    @app.agent(t)
+    async def agent(stream):
+        async for batch in record_batches(stream, max_records=10, max_bytes=1 << 20, every_s=0.05):
+            seen.extend((r.offset, r.value) for r in batch.take_records())
+            await batch.ack()
+
+    async def main():
+        async with agent.test_context() as ctx:
+            for offset in (0, 1, 4, 5):
+                ctx.sent_offset = offset
+                await ctx.put(f"v{offset}".encode(), partition=0)
+            for _ in range(300):
+                if len(seen) >= 6:
+                    break
+                await asyncio.sleep(0.02)
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+    assert seen == [(o, f"v{o}".encode()) for o in range(6)]
