@@ -799,7 +799,6 @@ def soak(
                         "cpu_pct": cpu,
                         "error_lines": {n: log_errors.scan(n, fleet.log_path(n)) for n in fleet.argv},
                         "stall_lines": dict(log_errors.stalls),
-                        "gaps": {k: list(v) for k, v in log_errors.gaps.items()},
                         "restarts": dict(fleet.restarts),
                     }
                     samples.append(s)
