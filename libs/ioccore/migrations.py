@@ -65,7 +65,10 @@ def split_statements(sql: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------
 # Tables whose rows must stay together on one shard: a flush of a stream partition is one INSERT with its
 # checkpoint row (services/indicators), so they are sharded by that partition.
-SHARD_KEYS = {"indicator_partials": "(version_set, partition)"}
+SHARD_KEYS = {
+    "indicator_partials": "(version_set, partition)",
+    "indicator_segments": "(version_set, partition)",
+}
 _CREATE = re.compile(
     r"(?is)^\s*CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+(\w+)\s*(\(.*\))\s*ENGINE\s*=\s*(\w*MergeTree)\s*"
     r"(?:\((.*?)\))?\s*(.*)$"

@@ -241,16 +241,26 @@ class Quantile(State):
     feed every 30 s), so the representation matters: 8 bytes a value instead of a Python float and a list slot;
     the values added during a flush wait in a list and go in once, when the flush reads the state (one copy of
     the array, ~1 ms for 1 M values, where re-sorting a list took ~18 ms per add); the value is one index.
-    Stored as base64 of the little-endian float64 array: ~15 ms for 1 M values where JSON numbers took ~190 ms,
-    on every flush that changes the series. Loads the older JSON list of numbers too."""
 
-    __slots__ = ("_sorted", "_pending", "q")
+    Stored in segments (`persist`), not whole on every flush: a flush writes the values added since the last
+    one, merged with the newest segments while they are not bigger than it (a binary counter: at most
+    ~log2(n) segments after the base, each value rewritten ~log2(n) times), and the whole array again once the
+    segments after the base hold as many values as it. A flush of a year's series thus writes what it added,
+    not ~1 M values (11 MB). `dump`/`load` give the whole array (base64 of little-endian float64); `load` takes
+    the older JSON list of numbers too."""
+
+    __slots__ = ("_sorted", "_pending", "q", "segments", "_tail", "_unsaved")
     kind = "quantile"
 
     def __init__(self) -> None:
         self._sorted: Any = _NO_VALUES
         self._pending: list[float] = []
         self.q = 0.5
+        # What is stored: [next_offset, values] of each segment row, the base first; the values after the base
+        # in the order they were stored (the segments' concatenation), and those added since the last persist.
+        self.segments: list[list[int]] = []
+        self._tail: Any = _NO_VALUES
+        self._unsaved: list[float] = []
 
     @property
     def values(self) -> Any:
@@ -269,6 +279,7 @@ class Quantile(State):
 
     def add(self, values: list[Any]) -> None:
         self._pending.extend(values)
+        self._unsaved.extend(values)
 
     def merge(self, other: State) -> None:
         assert isinstance(other, Quantile)
@@ -285,14 +296,66 @@ class Quantile(State):
         return len(self._sorted) + len(self._pending)
 
     def dump(self) -> str:
-        return base64.b64encode(self.values.astype("<f8", copy=False).tobytes()).decode("ascii")
+        return _b64(self.values)
 
     def load(self, d: str | list[Any]) -> None:
         self._pending = []
+        self._unsaved = []
+        self.segments = []
+        self._tail = _NO_VALUES
         if isinstance(d, str):
-            self._sorted = np.frombuffer(base64.b64decode(d, validate=True), "<f8").astype(np.float64)
+            self._sorted = _unb64(d)
         else:  # the JSON list of a worker before the array
             self._sorted = np.sort(np.asarray(d, np.float64))
+
+    def persist(self, offset: int) -> tuple[str | None, dict[str, Any]]:
+        """What a flush at `offset` stores: the values of the segment row it writes at that offset (base64;
+        None when nothing was added since the last persist) and the manifest for the series' row in
+        indicator_partials (`load_segments` reads both back). The state counts as stored from then on: a
+        failed write must end the worker (it does: the flush's INSERTs are all or nothing for the process)."""
+        new = np.asarray(self._unsaved, np.float64)
+        self._unsaved = []
+        segs = self.segments
+        if len(new) == 0 and segs:
+            return None, self.manifest()
+        if segs and segs[-1][0] == offset:  # written at this offset already: rewrite it whole, superseding it
+            segs = []
+        tail = np.concatenate((self._tail, new)) if len(new) else self._tail
+        base = segs[0][1] if segs else 0
+        if not segs or len(tail) >= base:  # the segments would outgrow the base: the base is all values
+            self.segments, self._tail = [[offset, self.count()]], _NO_VALUES
+            return _b64(self.values), self.manifest()
+        segs = [*segs, [offset, len(new)]]
+        while len(segs) > 2 and segs[-2][1] <= segs[-1][1]:  # merge the newest while not bigger than the last
+            last = segs.pop()
+            segs[-1] = [offset, segs[-1][1] + last[1]]
+        self.segments, self._tail = segs, tail
+        return _b64(tail[len(tail) - segs[-1][1] :]), self.manifest()
+
+    def manifest(self) -> dict[str, Any]:
+        return {"segments": [list(s) for s in self.segments], "n": self.count()}
+
+    def load_segments(self, manifest: dict[str, Any], points: list[str]) -> None:
+        """Back from a manifest and the values of its segment rows, in the manifest's order."""
+        parts = [_unb64(p) for p in points]
+        segs = [[int(o), int(n)] for o, n in manifest["segments"]]
+        if [len(p) for p in parts] != [n for _, n in segs] or sum(n for _, n in segs) != manifest["n"]:
+            raise ValueError(f"quantile segments do not match their manifest {manifest}")
+        self._pending = []
+        self._unsaved = []
+        self.segments = segs
+        self._tail = np.concatenate(parts[1:]) if len(parts) > 1 else _NO_VALUES
+        out = np.concatenate(parts) if parts else _NO_VALUES
+        out.sort(kind="stable")
+        self._sorted = out
+
+
+def _b64(values: Any) -> str:
+    return base64.b64encode(np.asarray(values, "<f8").tobytes()).decode("ascii")
+
+
+def _unb64(text: str) -> Any:
+    return np.frombuffer(base64.b64decode(text, validate=True), "<f8").astype(np.float64)
 
 
 _NO_VALUES = np.empty(0, np.float64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -15,9 +15,10 @@ from ioccore.clickhouse import ClickHouse, Inserter
 from services.indicators.columns import KIND_NAMES, Summaries, dump_summaries, load_summary, split_codes
 from services.indicators.engine import Engine, PartitionState, SeriesKey
 from services.indicators.model import CADENCE_RANK, CADENCES, local_day
-from services.indicators.state import State
+from services.indicators.state import Quantile, State
 
 PARTIALS = "indicator_partials"
+SEGMENTS = "indicator_segments"
 VALUES = "indicator_values"
 VERSIONS = "indicator_versions"
 DEFAULT_VERSION_SET = "v1"
@@ -87,16 +88,33 @@ def _rows(ch: ClickHouse, version_set: str, partition: int, min_offset: int = 0)
     )
 
 
+def _segments(
+    ch: ClickHouse, version_set: str, partition: int, min_offset: int
+) -> dict[tuple[str, str, str, str, int], str]:
+    """The segment rows of a partition's exact quantiles written at `min_offset` or later: (indicator,
+    cadence, unit, period, next_offset) -> values; of two rows at one offset, the one holding more values
+    (Quantile.persist: it supersedes the other)."""
+    rows = ch.execute(
+        "SELECT indicator, cadence, unit, period, next_offset, argMax(points, through) FROM indicator_segments "
+        "WHERE version_set = %(v)s AND partition = %(p)s AND next_offset >= %(min)s "
+        "GROUP BY indicator, cadence, unit, period, next_offset",
+        {"v": version_set, "p": partition, "min": min_offset},
+    )
+    return {(r[0], r[1], r[2], r[3], int(r[4])): r[5] for r in rows}
+
+
 def _states(
-    rows: Iterable[tuple[Any, ...]], engine: Engine
+    rows: Iterable[tuple[Any, ...]], engine: Engine, segments: Callable[[int], dict] | None = None
 ) -> tuple[list[tuple[SeriesKey, int, State]], Summaries, list[tuple[int, str]]]:
     """Stored rows -> (series kept as objects with the offset they were written at, the summarised series,
-    checkpoint rows (next_offset, meta))."""
+    checkpoint rows (next_offset, meta)). `segments(min_offset)` reads the segment rows the manifests of exact
+    quantiles name (_segments)."""
     objects: list[tuple[SeriesKey, int, State]] = []
     checkpoints: list[tuple[int, str]] = []
     codes: list[int] = []
     summaries: list[tuple[int, float, float, float]] = []
     at: list[int] = []
+    manifests: list[tuple[SeriesKey, int, State, dict[str, Any]]] = []
     for indicator, cadence, unit, period, kind, state, next_offset in rows:
         if indicator == "":
             checkpoints.append((int(next_offset), state))
@@ -109,8 +127,24 @@ def _states(
             codes.append(engine.code_of(key))
             summaries.append(load_summary(kind, _dec.decode(state)))
             at.append(int(next_offset))
+            continue
+        dumped = _dec.decode(state)
+        if isinstance(dumped, dict) and "segments" in dumped:  # an exact quantile stored in segments
+            st = engine.restore(indicator, kind, [])
+            manifests.append((key, int(next_offset), st, dumped))
+            objects.append((key, int(next_offset), st))
         else:
-            objects.append((key, int(next_offset), engine.restore(indicator, kind, _dec.decode(state))))
+            objects.append((key, int(next_offset), engine.restore(indicator, kind, dumped)))
+    if manifests:
+        if segments is None:
+            raise ValueError("states stored in segments, read without their segment rows")
+        got = segments(min(o for _, _, _, m in manifests for o, _ in m["segments"]))
+        for key, _, st, m in manifests:
+            name = (key[0], CADENCES[key[1]], key[2], key[3])
+            missing = [o for o, _ in m["segments"] if (*name, o) not in got]
+            if missing:
+                raise ValueError(f"{name}: segment rows at offsets {missing} are not in {SEGMENTS}")
+            st.load_segments(m, [got[(*name, o)] for o, _ in m["segments"]])  # type: ignore[attr-defined]
     table = Summaries()
     if codes:
         order = np.argsort(np.array(codes, np.int64))
@@ -133,7 +167,9 @@ def load_partition(
     kept as objects, counters); the summarised series carry theirs (Summaries.at)."""
     part = PartitionState(partition)
     counters: dict[str, list[int]] = {}
-    objects, part.summaries, marks = _states(_rows(ch, version_set, partition), engine)
+    objects, part.summaries, marks = _states(
+        _rows(ch, version_set, partition), engine, lambda at: _segments(ch, version_set, partition, at)
+    )
     for next_offset, state in marks:
         meta = _dec.decode(state)
         part.next_offset = next_offset
@@ -162,6 +198,25 @@ def write_partition(
     keys = list(keys)
     states = [series[k] for k in keys]
     encode = _enc.encode
+    dumped = [_persist(st, k, part.next_offset) for k, st in zip(keys, states, strict=True)]
+    segs = [(k, d[1]) for k, d in zip(keys, dumped, strict=True) if d[1] is not None]
+    if segs:  # before the partition's row that names them (a crash between the two leaves unnamed rows)
+        n = len(segs)
+        ch.insert(
+            SEGMENTS,
+            {
+                "version_set": [version_set] * n,
+                "partition": [part.partition] * n,
+                "indicator": [k[0] for k, _ in segs],
+                "cadence": [CADENCES[k[1]] for k, _ in segs],
+                "unit": [k[2] for k, _ in segs],
+                "period": [k[3] for k, _ in segs],
+                "next_offset": [part.next_offset] * n,
+                "through": [series[k].count() for k, _ in segs],
+                "points": [p for _, p in segs],
+                "written_at": [int(time.time())] * n,
+            },
+        )
     t = part.summaries
     idx = np.searchsorted(t.codes, codes)
     ind, unit, cadence, period = split_codes(codes)
@@ -174,7 +229,7 @@ def write_partition(
         "unit": [k[2] for k in keys] + engine.unit_arrays()[0][unit].tolist() + [""],
         "period": [k[3] for k in keys] + engine.period_arrays()[0][period].tolist() + [""],
         "kind": [st.kind for st in states] + _KINDS[kind].tolist() + ["checkpoint"],
-        "state": [encode(st.dump()) for st in states]  # UTF-8 bytes, written as they are
+        "state": [encode(d[0]) for d in dumped]  # UTF-8 bytes, written as they are
         + dump_summaries(kind, c["n"][idx], c["total"][idx], c["low"][idx], c["high"][idx])
         + [encode({"watermark": part.watermark, "counters": counters})],
     }
@@ -184,6 +239,15 @@ def write_partition(
     cols["next_offset"] = [part.next_offset] * n
     cols["written_at"] = [int(time.time())] * n
     ch.insert(PARTIALS, cols)
+
+
+def _persist(st: State, key: SeriesKey, offset: int) -> tuple[Any, str | None]:
+    """What a changed series stores at `offset`: its row's state, and the values of its segment row (None: no
+    segment row; exact quantiles only, see Quantile.persist)."""
+    if isinstance(st, Quantile):
+        points, manifest = st.persist(offset)
+        return manifest, points
+    return st.dump(), None
 
 
 _CADENCES = np.array(CADENCES, object)
@@ -196,7 +260,11 @@ def read_partition_since(
     """Series of a partition this worker does not own, written after checkpoint `since` (kept as objects, and
     summarised); the partition's newest checkpoint (`since` when there is nothing newer) and its watermark
     (None when not newer)."""
-    objects, table, marks = _states(_rows(ch, version_set, partition, since + 1), engine)
+    objects, table, marks = _states(
+        _rows(ch, version_set, partition, since + 1),
+        engine,
+        lambda at: _segments(ch, version_set, partition, at),
+    )
     checkpoint = since
     watermark = None
     for next_offset, state in marks:
