@@ -5,15 +5,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
-from ioccore.kafka import consumer
+from ioccore.archive import RecordRef
+from ioccore.kafka import OffsetGaps, consumer
+
+
+@dataclass
+class Tail:
+    """The records produced after the tail started, each offset once and in order per partition: records the
+    broker moved the consumer past (ioccore.kafka.OffsetGaps) are fetched and put back in place."""
+
+    consumer: Any
+    gaps: OffsetGaps
+
+    async def records(self, *, timeout_ms: int, max_records: int) -> list[RecordRef]:
+        batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        got = [
+            RecordRef(m.topic, m.partition, m.offset, m.key, m.value) for ms in batches.values() for m in ms
+        ]
+        return await self.gaps.check(got) if got else got
 
 
 @contextlib.asynccontextmanager
-async def tail(*topics: str, bootstrap: str, client_id: str) -> AsyncIterator[Any]:
-    """Yields a started consumer assigned to every partition of `topics`, positioned at their end, so
-    nothing produced after this returns is missed."""
+async def tail(*topics: str, bootstrap: str, client_id: str) -> AsyncIterator[Tail]:
+    """Yields a Tail over every partition of `topics`, positioned at their end, so nothing produced after
+    this returns is missed."""
     from aiokafka.structs import TopicPartition
 
     async with consumer(
@@ -28,6 +46,10 @@ async def tail(*topics: str, bootstrap: str, client_id: str) -> AsyncIterator[An
             await asyncio.sleep(0.1)
         cons.assign(parts)
         await cons.seek_to_end(*parts)
-        for tp in parts:
-            await cons.position(tp)  # resolve now: what is produced from here on is read
-        yield cons
+        gaps = OffsetGaps(None, bootstrap_servers=bootstrap)
+        for tp in parts:  # resolve now: what is produced from here on is read, from these offsets on
+            gaps.expected[(tp.topic, tp.partition)] = await cons.position(tp)
+        try:
+            yield Tail(cons, gaps)
+        finally:
+            await gaps.close()

@@ -221,3 +221,35 @@ def test_a_worker_stream_gets_the_skipped_records_back_from_record_batches():
 
     asyncio.run(asyncio.wait_for(main(), 60))
     assert seen == [(o, f"v{o}".encode()) for o in range(6)]
+
+
+def test_the_gateway_tail_gets_the_skipped_records_back():
+    """The gateway's live feeds (a group-less tail, services.gateway.kafka_io): records produced after the tail
+    started reach it each once, in order, though its consumer is moved past three of them (as Tansu's race
+    does); nothing produced before it started is replayed."""
+    from aiokafka.structs import TopicPartition
+
+    from ioccore.kafka import bootstrap
+    from services.gateway.kafka_io import tail
+
+    topic = _topic()
+
+    async def main():
+        async with producer() as prod:
+            for i in range(3):  # before the tail: not its business
+                await prod.send_and_wait(topic, f"old{i}".encode(), partition=0)
+        async with tail(topic, bootstrap=bootstrap(), client_id="test-tail") as feed:
+            start = feed.gaps.expected[(topic, 0)]
+            async with producer() as prod:
+                for i in range(9):
+                    await prod.send_and_wait(topic, f"new{i}".encode(), partition=0)
+            feed.consumer.seek(TopicPartition(topic, 0), start + 3)  # moved past the first three
+            got = []
+            while len(got) < 9:
+                got += await feed.records(timeout_ms=500, max_records=4)
+            return start, got, feed.gaps.filled
+
+    start, got, filled = asyncio.run(asyncio.wait_for(main(), 60))
+    assert [r.value for r in got] == [f"new{i}".encode() for i in range(9)]
+    assert [r.offset for r in got] == list(range(start, start + 9))
+    assert filled == 3

@@ -64,13 +64,11 @@ class CommandBus:
     async def _run(self) -> None:
         async with tail(
             ALERT_COMMAND_RESULTS, bootstrap=self.bootstrap, client_id="ioc-gateway-results"
-        ) as cons:
+        ) as feed:
             self._ready.set()
             while True:
-                batches = await cons.getmany(timeout_ms=500, max_records=1000)
-                for records in batches.values():
-                    for rec in records:
-                        self._resolve(rec.value)
+                for rec in await feed.records(timeout_ms=500, max_records=1000):
+                    self._resolve(rec.value)
 
     def _resolve(self, raw: bytes) -> None:
         try:

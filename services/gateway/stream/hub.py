@@ -165,10 +165,8 @@ class Hub:
                 await self._task
 
     async def _run(self, bootstrap: str) -> None:
-        async with tail(*KIND_OF_TOPIC, bootstrap=bootstrap, client_id="ioc-gateway-stream") as cons:
+        async with tail(*KIND_OF_TOPIC, bootstrap=bootstrap, client_id="ioc-gateway-stream") as feed:
             self._ready.set()
             while True:
-                batches = await cons.getmany(timeout_ms=500, max_records=2000)
-                for tp, records in batches.items():
-                    for rec in records:
-                        self.publish_raw(tp.topic, rec.value)
+                for rec in await feed.records(timeout_ms=500, max_records=2000):
+                    self.publish_raw(rec.topic, rec.value)
