@@ -146,3 +146,16 @@ def test_segments_that_do_not_match_their_manifest_are_refused():
     manifest["n"] = 3
     with pytest.raises(ValueError, match="manifest"):
         _restored(manifest, rows, 0.5)
+
+
+def test_a_state_stored_whole_by_the_older_worker_goes_on_in_segments():
+    """A partition checkpointed before segments holds the whole array in its row: restored from it, the next
+    flush writes the whole array as the base, and the series reads back from segments alone."""
+    older = Quantile()
+    older.add([5.0, 1.0, 3.0])
+    state = load_state("quantile", msgspec.json.decode(msgspec.json.encode(older.dump())))
+    state.add([2.0])
+    rows: dict[int, str] = {}
+    manifest = _store(state, rows, 40)
+    assert manifest == {"segments": [[40, 4]], "n": 4}
+    assert _restored(manifest, rows, 0.5).values.tolist() == [1.0, 2.0, 3.0, 5.0]
