@@ -25,7 +25,7 @@ class Tail:
         got = [
             RecordRef(m.topic, m.partition, m.offset, m.key, m.value) for ms in batches.values() for m in ms
         ]
-        return await self.gaps.check(got) if got else got
+        return await self.gaps.check(got)
 
 
 @contextlib.asynccontextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -104,18 +104,20 @@ def _segments(
 
 
 def _states(
-    rows: Iterable[tuple[Any, ...]], engine: Engine, segments: Callable[[int], dict] | None = None
+    ch: ClickHouse, version_set: str, partition: int, engine: Engine, min_offset: int = 0
 ) -> tuple[list[tuple[SeriesKey, int, State]], Summaries, list[tuple[int, str]]]:
-    """Stored rows -> (series kept as objects with the offset they were written at, the summarised series,
-    checkpoint rows (next_offset, meta)). `segments(min_offset)` reads the segment rows the manifests of exact
-    quantiles name (_segments)."""
+    """A partition's rows written at `min_offset` or later -> (series kept as objects with the offset they were
+    written at, the summarised series, checkpoint rows (next_offset, meta)). Exact quantiles are read back from
+    the segment rows their manifests name."""
     objects: list[tuple[SeriesKey, int, State]] = []
     checkpoints: list[tuple[int, str]] = []
     codes: list[int] = []
     summaries: list[tuple[int, float, float, float]] = []
     at: list[int] = []
     manifests: list[tuple[SeriesKey, int, State, dict[str, Any]]] = []
-    for indicator, cadence, unit, period, kind, state, next_offset in rows:
+    for indicator, cadence, unit, period, kind, state, next_offset in _rows(
+        ch, version_set, partition, min_offset
+    ):
         if indicator == "":
             checkpoints.append((int(next_offset), state))
             continue
@@ -136,9 +138,8 @@ def _states(
         else:
             objects.append((key, int(next_offset), engine.restore(indicator, kind, dumped)))
     if manifests:
-        if segments is None:
-            raise ValueError("states stored in segments, read without their segment rows")
-        got = segments(min(o for _, _, _, m in manifests for o, _ in m["segments"]))
+        first = min(o for _, _, _, m in manifests for o, _ in m["segments"])
+        got = _segments(ch, version_set, partition, first)
         for key, _, st, m in manifests:
             name = (key[0], CADENCES[key[1]], key[2], key[3])
             missing = [o for o, _ in m["segments"] if (*name, o) not in got]
@@ -167,9 +168,7 @@ def load_partition(
     kept as objects, counters); the summarised series carry theirs (Summaries.at)."""
     part = PartitionState(partition)
     counters: dict[str, list[int]] = {}
-    objects, part.summaries, marks = _states(
-        _rows(ch, version_set, partition), engine, lambda at: _segments(ch, version_set, partition, at)
-    )
+    objects, part.summaries, marks = _states(ch, version_set, partition, engine)
     for next_offset, state in marks:
         meta = _dec.decode(state)
         part.next_offset = next_offset
@@ -198,7 +197,7 @@ def write_partition(
     keys = list(keys)
     states = [series[k] for k in keys]
     encode = _enc.encode
-    dumped = [_persist(st, k, part.next_offset) for k, st in zip(keys, states, strict=True)]
+    dumped = [_persist(st, part.next_offset) for st in states]
     segs = [(k, d[1]) for k, d in zip(keys, dumped, strict=True) if d[1] is not None]
     if segs:  # before the partition's row that names them (a crash between the two leaves unnamed rows)
         n = len(segs)
@@ -241,7 +240,7 @@ def write_partition(
     ch.insert(PARTIALS, cols)
 
 
-def _persist(st: State, key: SeriesKey, offset: int) -> tuple[Any, str | None]:
+def _persist(st: State, offset: int) -> tuple[Any, str | None]:
     """What a changed series stores at `offset`: its row's state, and the values of its segment row (None: no
     segment row; exact quantiles only, see Quantile.persist)."""
     if isinstance(st, Quantile):
@@ -260,11 +259,7 @@ def read_partition_since(
     """Series of a partition this worker does not own, written after checkpoint `since` (kept as objects, and
     summarised); the partition's newest checkpoint (`since` when there is nothing newer) and its watermark
     (None when not newer)."""
-    objects, table, marks = _states(
-        _rows(ch, version_set, partition, since + 1),
-        engine,
-        lambda at: _segments(ch, version_set, partition, at),
-    )
+    objects, table, marks = _states(ch, version_set, partition, engine, since + 1)
     checkpoint = since
     watermark = None
     for next_offset, state in marks:
